@@ -1,0 +1,32 @@
+{
+    "name": "CRM WhatsApp & Meta Lead Ads Bridge",
+    "summary": "Turn WhatsApp conversations into CRM leads, with the chat in the chatter",
+    "version": "18.0.1.0.0",
+    "category": "Sales/CRM",
+    "license": "LGPL-3",
+    "author": "crm_whatsapp_bridge contributors",
+    "website": "https://github.com/crm-whatsapp-bridge/crm_whatsapp_bridge",
+    "depends": ["crm", "mail", "bus", "phone_validation", "utm"],
+    "external_dependencies": {"python": ["phonenumbers", "requests", "tenacity"]},
+    "data": [
+        "security/crm_whatsapp_bridge_security.xml",
+        "security/ir.model.access.csv",
+        "data/utm_data.xml",
+        "data/ir_config_parameter_data.xml",
+        "data/ir_cron_data.xml",
+        "views/crm_whatsapp_account_views.xml",
+        "views/crm_inbox_event_views.xml",
+        "views/crm_whatsapp_message_views.xml",
+        "views/crm_lead_views.xml",
+        "views/res_config_settings_views.xml",
+        "views/menus.xml",
+    ],
+    "assets": {
+        "web.assets_backend": [
+            "crm_whatsapp_bridge/static/src/js/whatsapp_notification_service.js",
+        ],
+    },
+    "post_init_hook": "post_init_hook",
+    "installable": True,
+    "application": False,
+}

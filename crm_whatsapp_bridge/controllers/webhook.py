@@ -1,0 +1,73 @@
+import json
+import logging
+
+from odoo import http
+from odoo.http import request
+
+from ..tools.payload import PayloadError, split_notification
+from ..tools.signature import is_valid_signature, is_valid_verify_token
+
+_logger = logging.getLogger(__name__)
+
+APP_SECRET_PARAM = "crm_whatsapp_bridge.meta_app_secret"
+VERIFY_TOKEN_PARAM = "crm_whatsapp_bridge.meta_verify_token"
+
+
+def _text(body, status):
+    return request.make_response(body, status=status, headers=[("Content-Type", "text/plain; charset=utf-8")])
+
+
+def _json(payload, status):
+    return request.make_json_response(payload, status=status)
+
+
+def _get_param(name):
+    return request.env["ir.config_parameter"].sudo().get_param(name)
+
+
+class MetaWebhookController(http.Controller):
+    """Meta webhooks: verify, store in the inbox, trigger the cron, answer. Nothing else."""
+
+    @http.route("/crm/webhook/whatsapp", type="http", auth="public", methods=["GET"],
+                csrf=False, save_session=False)
+    def whatsapp_verify(self, **params):
+        """Subscription handshake: echo ``hub.challenge`` when the verify token matches."""
+        return self._verify_subscription(params)
+
+    @http.route("/crm/webhook/whatsapp", type="http", auth="public", methods=["POST"],
+                csrf=False, save_session=False)
+    def whatsapp_notification(self):
+        """Store every message and status of a signed notification in the inbox."""
+        body = request.httprequest.get_data(cache=False)
+        if not self._is_signed_by_meta(body):
+            return _json({"error": "invalid signature"}, 403)
+        try:
+            events = split_notification(json.loads(body))
+        except (ValueError, PayloadError) as exc:  # json.JSONDecodeError is a ValueError
+            _logger.warning("Rejected malformed WhatsApp webhook: %s", exc)
+            return _json({"error": "malformed notification"}, 400)
+        Inbox = request.env["crm.inbox.event"]
+        new_count = Inbox._store_events("whatsapp", events)
+        if new_count:
+            Inbox._trigger_processing()
+        return _json({"received": len(events), "new": new_count}, 200)
+
+    def _verify_subscription(self, params):
+        expected = _get_param(VERIFY_TOKEN_PARAM)
+        challenge = params.get("hub.challenge", "")
+        if (params.get("hub.mode") == "subscribe" and challenge
+                and is_valid_verify_token(expected, params.get("hub.verify_token"))):
+            return _text(challenge, 200)
+        _logger.warning("Webhook subscription handshake refused (wrong mode or verify token)")
+        return _text("Forbidden", 403)
+
+    def _is_signed_by_meta(self, body):
+        secret = _get_param(APP_SECRET_PARAM)
+        if not secret:
+            _logger.error("Webhook refused: the Meta app secret is not set in Settings > CRM")
+            return False
+        if not is_valid_signature(secret, body, request.httprequest.headers.get("X-Hub-Signature-256")):
+            _logger.warning("Webhook refused: missing or invalid X-Hub-Signature-256 from %s",
+                            request.httprequest.remote_addr)
+            return False
+        return True

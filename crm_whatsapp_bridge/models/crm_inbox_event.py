@@ -1,0 +1,256 @@
+import json
+import logging
+from datetime import timedelta
+
+from psycopg2 import errors as pg_errors
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools import SQL
+
+from ..tools.payload import PayloadError
+
+_logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+RETRY_BASE_DELAY = timedelta(minutes=1)
+CHUNK_SIZE = 100
+CRON_XMLID = "crm_whatsapp_bridge.ir_cron_process_inbox"
+
+
+class InboxDeadLetter(Exception):
+    """An event that retrying cannot fix (malformed, or no receiving account)."""
+
+
+class CrmInboxEvent(models.Model):
+    """Durable inbox of webhook events: stored by the webhook, processed by a cron.
+
+    Rows are written with ``INSERT ... ON CONFLICT DO NOTHING`` (see
+    :meth:`_store_events`) so that Meta's redeliveries are no-ops, and claimed with
+    ``FOR UPDATE SKIP LOCKED`` so several workers can share the work.
+    """
+
+    _name = "crm.inbox.event"
+    _description = "Webhook Inbox Event"
+    _inherit = ["mail.thread"]
+    _order = "id desc"
+    _rec_name = "external_id"
+
+    source = fields.Selection([("whatsapp", "WhatsApp")], required=True, readonly=True)
+    external_id = fields.Char("External ID", required=True, readonly=True)
+    event_type = fields.Selection(
+        [("message", "Message"), ("status", "Status")], required=True, readonly=True)
+    channel_ref = fields.Char(
+        "Received On", readonly=True, index=True,
+        help="Meta's id of the receiving channel (the WhatsApp phone number ID).")
+    sender = fields.Char("Customer ID", readonly=True, help="The customer's WhatsApp ID.")
+    payload = fields.Json("Raw Payload", readonly=True)
+    payload_text = fields.Text("Payload", compute="_compute_payload_text")
+    state = fields.Selection(
+        [("pending", "Pending"), ("done", "Done"), ("dead", "Dead")],
+        default="pending", required=True, readonly=True, index=True)
+    attempts = fields.Integer(readonly=True)
+    next_attempt_at = fields.Datetime("Next Attempt", readonly=True)
+    last_error = fields.Text("Error", readonly=True)
+    processed_at = fields.Datetime("Processed On", readonly=True)
+    whatsapp_account_id = fields.Many2one("crm.whatsapp.account", "WhatsApp Number", readonly=True,
+                                          ondelete="set null")
+    lead_id = fields.Many2one("crm.lead", "Lead", readonly=True, ondelete="set null")
+
+    _sql_constraints = [
+        ("source_external_id_uniq", "unique(source, external_id)",
+         "This event is already in the inbox."),
+    ]
+
+    def init(self):
+        # The cron only ever scans pending rows; keep that scan tiny however big the table grows.
+        self.env.cr.execute(SQL(
+            "CREATE INDEX IF NOT EXISTS crm_inbox_event_pending_idx "
+            "ON crm_inbox_event (id) WHERE state = 'pending'"))
+
+    @api.depends("payload")
+    def _compute_payload_text(self):
+        for event in self:
+            event.payload_text = json.dumps(event.payload, indent=2, ensure_ascii=False) if event.payload else ""
+
+    # ------------------------------------------------------------------
+    # Ingestion (webhook side: one INSERT, nothing else)
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _store_events(self, source, events):
+        """Insert parsed webhook events, ignoring the ones already stored.
+
+        :param str source: the ``source`` selection value
+        :param list events: :class:`~..tools.payload.InboxEvent` objects
+        :return: the number of events that were new
+        """
+        if not events:
+            return 0
+        rows = SQL(", ").join(
+            SQL("(%s, %s, %s, %s, %s, %s::jsonb, 'pending', 0, %s, %s, now() at time zone 'UTC', now() at time zone 'UTC')",
+                source, event.external_id, event.event_type, event.phone_number_id, event.sender,
+                json.dumps(event.payload), self.env.uid, self.env.uid)
+            for event in events
+        )
+        self.env.cr.execute(SQL(
+            """INSERT INTO crm_inbox_event (source, external_id, event_type, channel_ref, sender,
+                                            payload, state, attempts, create_uid, write_uid,
+                                            create_date, write_date)
+               VALUES %s
+               ON CONFLICT (source, external_id) DO NOTHING
+               RETURNING id""", rows))
+        return len(self.env.cr.fetchall())
+
+    @api.model
+    def _trigger_processing(self, at=None):
+        self.env.ref(CRON_XMLID).sudo()._trigger(at)
+
+    # ------------------------------------------------------------------
+    # Processing (cron side)
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _cron_process_inbox(self):
+        """Drain the inbox chunk by chunk, committing after each chunk.
+
+        Each chunk runs in its own READ COMMITTED transaction: the per-customer
+        advisory lock taken in :meth:`_lock_customer` then guarantees that a worker
+        waiting for another one sees the partner and lead it just committed.
+        """
+        cron = self.env["ir.cron"]
+        done = 0
+        while True:
+            self.env.cr.commit()
+            processed = self._process_chunk(CHUNK_SIZE, read_committed=True)
+            self.env.cr.commit()
+            done += processed
+            remaining = self._count_ready()
+            cron._notify_progress(done=done, remaining=remaining)
+            self.env.cr.commit()
+            if not processed or not remaining:
+                break
+
+    @api.model
+    def _count_ready(self):
+        self.env.cr.execute(SQL(
+            """SELECT count(*) FROM crm_inbox_event
+                WHERE state = 'pending'
+                  AND (next_attempt_at IS NULL OR next_attempt_at <= now() at time zone 'UTC')"""))
+        return self.env.cr.fetchone()[0]
+
+    @api.model
+    def _process_chunk(self, limit=CHUNK_SIZE, read_committed=False):
+        """Claim up to ``limit`` ready events and process them; return how many were claimed.
+
+        With ``read_committed`` the call must open the transaction (it is the
+        cron's job); tests call it inside their own transaction without it.
+        """
+        if read_committed:
+            self.env.cr.execute(SQL("SET TRANSACTION ISOLATION LEVEL READ COMMITTED"))
+        events = self._claim_ready(limit)
+        events._process()
+        return len(events)
+
+    @api.model
+    def _claim_ready(self, limit):
+        self.env.cr.execute(SQL(
+            """SELECT id FROM crm_inbox_event
+                WHERE state = 'pending'
+                  AND (next_attempt_at IS NULL OR next_attempt_at <= now() at time zone 'UTC')
+                ORDER BY id
+                LIMIT %s
+                FOR UPDATE SKIP LOCKED""", limit))
+        return self.browse(row[0] for row in self.env.cr.fetchall())
+
+    def _process(self):
+        """Process claimed events, each in its own savepoint so a failure stays alone."""
+        # Customers are locked in a stable order (sender, then arrival) so that two
+        # workers holding several customer locks can never wait on each other in a cycle.
+        dead = self.browse()
+        for event in self.sorted(lambda e: (e.sender or "", e.id)):
+            try:
+                with self.env.cr.savepoint():
+                    values = event._dispatch() or {}
+                    event.write(dict(values, state="done", processed_at=fields.Datetime.now(),
+                                     last_error=False, next_attempt_at=False))
+            except Exception as exc:  # noqa: BLE001 - one bad event must not stop the batch
+                if event._record_failure(exc):
+                    dead |= event
+        if dead:
+            dead._notify_admins_dead()
+
+    def _dispatch(self):
+        """Run the handler of this event's source and type; return values to write on it."""
+        handler = getattr(self, f"_process_{self.source}_{self.event_type}", None)
+        if handler is None:
+            raise InboxDeadLetter(_("No handler for %(source)s %(type)s events.",
+                                    source=self.source, type=self.event_type))
+        return handler()
+
+    def _record_failure(self, exc):
+        """Store the failure; schedule a retry or mark the event dead. Return True if dead."""
+        self.ensure_one()
+        attempts = self.attempts + 1
+        permanent = isinstance(exc, (InboxDeadLetter, PayloadError))
+        message = str(exc) or type(exc).__name__
+        if isinstance(exc, PayloadError):
+            message = _("Malformed event: %s", message)
+        if isinstance(exc, (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)):
+            # A concurrency clash is not the event's fault: try again soon, uncounted.
+            attempts = self.attempts
+        if permanent or attempts >= MAX_ATTEMPTS:
+            _logger.warning("Inbox event %s (%s) is dead after %s attempt(s): %s",
+                            self.id, self.external_id, attempts, message)
+            self.write({"state": "dead", "attempts": attempts, "last_error": message,
+                        "next_attempt_at": False})
+            return True
+        delay = RETRY_BASE_DELAY * (2 ** max(attempts - 1, 0))
+        next_attempt = fields.Datetime.now() + delay
+        _logger.info("Inbox event %s (%s) failed (attempt %s), retrying at %s: %s",
+                     self.id, self.external_id, attempts, next_attempt, message)
+        self.write({"attempts": attempts, "last_error": message, "next_attempt_at": next_attempt})
+        self._trigger_processing(next_attempt)
+        return False
+
+    def _notify_admins_dead(self):
+        """Tell the settings admins, in Discuss and with a toast, that events need them."""
+        admins = self.env.ref("base.group_system").sudo().users.filtered(
+            lambda user: user.active and not user.share)
+        if not admins:
+            return
+        for event in self:
+            event.message_post(
+                body=_("This webhook event could not be processed: %s. Fix the cause, then "
+                       "click Requeue.", event.last_error),
+                partner_ids=admins.partner_id.ids,
+                subtype_xmlid="mail.mt_comment",
+            )
+        admins._bus_send("simple_notification", {
+            "type": "danger",
+            "sticky": True,
+            "title": _("WhatsApp inbox"),
+            "message": _("%s webhook event(s) could not be processed. See CRM > Configuration > "
+                         "WhatsApp Inbox.", len(self)),
+        })
+
+    def action_requeue(self):
+        """Put dead (or stuck) events back in the queue for a fresh set of attempts."""
+        to_requeue = self.filtered(lambda event: event.state != "done")
+        if not to_requeue:
+            raise UserError(_("Only events that are not done yet can be requeued."))
+        to_requeue.write({"state": "pending", "attempts": 0, "next_attempt_at": False})
+        for event in to_requeue:
+            event.message_post(body=_("Requeued by %s.", self.env.user.name))
+        self._trigger_processing()
+        return True
+
+    # ------------------------------------------------------------------
+    # Helpers for handlers
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _lock_customer(self, key):
+        """Serialise the work on one customer across workers until this transaction ends."""
+        self.env.cr.execute(SQL(
+            "SELECT pg_advisory_xact_lock(hashtext('crm_whatsapp_bridge'), hashtext(%s))", key))

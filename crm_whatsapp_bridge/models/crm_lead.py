@@ -1,0 +1,83 @@
+from odoo import _, api, fields, models
+
+
+class CrmLead(models.Model):
+    _inherit = "crm.lead"
+
+    whatsapp_account_id = fields.Many2one("crm.whatsapp.account", "WhatsApp Number", index="btree_not_null",
+                                          tracking=True, readonly=True)
+    whatsapp_message_ids = fields.One2many("crm.whatsapp.message", "lead_id", "WhatsApp Messages")
+    whatsapp_message_count = fields.Integer("WhatsApp Message Count", compute="_compute_whatsapp_stats")
+    whatsapp_last_message_date = fields.Datetime("Last WhatsApp Message", compute="_compute_whatsapp_stats")
+    whatsapp_ad_id = fields.Char("Ad ID", readonly=True,
+                                 help="The Click-to-WhatsApp ad (or post) the conversation started from.")
+    whatsapp_ad_source_type = fields.Char("Ad Source Type", readonly=True)
+    whatsapp_ad_headline = fields.Char("Ad Headline", readonly=True)
+    whatsapp_ad_url = fields.Char("Ad URL", readonly=True)
+    whatsapp_ctwa_clid = fields.Char("Click-to-WhatsApp Click ID", readonly=True,
+                                     help="Meta's click id, used to report conversions back to the ad.")
+
+    @api.depends("whatsapp_message_ids.message_date")
+    def _compute_whatsapp_stats(self):
+        stats = {
+            lead.id: (count, last)
+            for lead, count, last in self.env["crm.whatsapp.message"]._read_group(
+                [("lead_id", "in", self.ids)], ["lead_id"], ["__count", "message_date:max"])
+        }
+        for lead in self:
+            lead.whatsapp_message_count, lead.whatsapp_last_message_date = stats.get(lead.id, (0, False))
+
+    @api.model
+    def _whatsapp_find_or_create(self, partner, account, message):
+        """The partner's open lead (preferring this number's), else a new WhatsApp lead."""
+        open_leads = self.search([
+            ("partner_id", "=", partner.id),
+            ("stage_id.is_won", "=", False),
+        ], order="id desc")
+        lead = open_leads.filtered(lambda lead: lead.whatsapp_account_id == account)[:1] or open_leads[:1]
+        if lead:
+            if message.referral and not lead.whatsapp_ad_id:
+                lead.write(self._whatsapp_referral_values(message.referral))
+            if not lead.whatsapp_account_id:
+                lead.whatsapp_account_id = account
+            return lead
+        values = {
+            "name": _("WhatsApp: %s", message.profile_name or partner.name),
+            "partner_id": partner.id,
+            "whatsapp_account_id": account.id,
+            "source_id": self.env.ref("crm_whatsapp_bridge.utm_source_whatsapp").id,
+            "user_id": account.user_id.id,
+            "company_id": account.company_id.id,
+        }
+        if account.team_id:
+            values["team_id"] = account.team_id.id
+        if message.referral:
+            values.update(self._whatsapp_referral_values(message.referral))
+        return self.create(values)
+
+    @api.model
+    def _whatsapp_referral_values(self, referral):
+        """UTM campaign/medium and ad details of a Click-to-WhatsApp referral."""
+        medium_xmlid = ("crm_whatsapp_bridge.utm_medium_whatsapp_post" if referral.source_type == "post"
+                        else "crm_whatsapp_bridge.utm_medium_whatsapp_ad")
+        campaign_name = referral.headline or _("Ad %s", referral.source_id)
+        campaign = self.env["utm.mixin"]._find_or_create_record("utm.campaign", campaign_name)
+        return {
+            "medium_id": self.env.ref(medium_xmlid).id,
+            "campaign_id": campaign.id,
+            "whatsapp_ad_id": referral.source_id or False,
+            "whatsapp_ad_source_type": referral.source_type or False,
+            "whatsapp_ad_headline": referral.headline or False,
+            "whatsapp_ad_url": referral.source_url or False,
+            "whatsapp_ctwa_clid": referral.ctwa_clid or False,
+        }
+
+    def action_open_whatsapp_messages(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("WhatsApp Messages"),
+            "res_model": "crm.whatsapp.message",
+            "view_mode": "list,form",
+            "domain": [("lead_id", "=", self.id)],
+        }

@@ -1,0 +1,63 @@
+from odoo import _, api, fields, models
+
+from ..tools.graph_client import DEFAULT_GRAPH_URL, GraphClient
+
+GRAPH_URL_PARAM = "crm_whatsapp_bridge.graph_url"
+
+
+class CrmWhatsappAccount(models.Model):
+    """A WhatsApp Business phone number connected through the Cloud API."""
+
+    _name = "crm.whatsapp.account"
+    _description = "WhatsApp Number"
+    _inherit = ["mail.thread"]
+    _order = "name, id"
+
+    name = fields.Char(required=True, tracking=True)
+    phone_number_id = fields.Char(
+        "Phone Number ID", required=True, tracking=True, index=True,
+        help="The phone number's ID shown in Meta's WhatsApp Manager (API Setup).")
+    display_phone_number = fields.Char("Phone Number", help="The number customers write to.")
+    waba_id = fields.Char("WhatsApp Business Account ID", tracking=True)
+    access_token = fields.Char(
+        groups="base.group_system", copy=False,
+        help="A permanent System User token with whatsapp_business_messaging permission.")
+    team_id = fields.Many2one("crm.team", "Sales Team", tracking=True,
+                              help="New leads from this number go to this team.")
+    user_id = fields.Many2one(
+        "res.users", "Default Salesperson", tracking=True, domain=[("share", "=", False)],
+        help="New leads from this number are assigned to this salesperson. Leave empty to "
+             "let the sales team's assignment rules pick one.")
+    company_id = fields.Many2one("res.company", default=lambda self: self.env.company, required=True)
+    active = fields.Boolean(default=True)
+    lead_count = fields.Integer(compute="_compute_lead_count")
+
+    _sql_constraints = [
+        ("phone_number_id_uniq", "unique(phone_number_id)",
+         "This WhatsApp phone number ID is already connected."),
+    ]
+
+    def _compute_lead_count(self):
+        counts = dict(self.env["crm.lead"]._read_group(
+            [("whatsapp_account_id", "in", self.ids)], ["whatsapp_account_id"], ["__count"]))
+        for account in self:
+            account.lead_count = counts.get(account, 0)
+
+    def action_open_leads(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("crm.crm_lead_all_leads")
+        action.update({
+            "domain": [("whatsapp_account_id", "=", self.id)],
+            "context": {"active_test": False},
+            "name": _("Leads from %s", self.name),
+        })
+        return action
+
+    @api.model
+    def _graph_base_url(self):
+        return self.env["ir.config_parameter"].sudo().get_param(GRAPH_URL_PARAM) or DEFAULT_GRAPH_URL
+
+    def _graph_client(self):
+        """Graph API client authenticated with this number's token."""
+        self.ensure_one()
+        return GraphClient(self.sudo().access_token or "", self._graph_base_url())

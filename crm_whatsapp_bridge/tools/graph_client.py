@@ -1,0 +1,136 @@
+"""Minimal Graph API client for the WhatsApp Cloud API (requests + tenacity).
+
+Errors are classified from Meta's own error codes: only throttling, temporary
+server errors and network failures are retried, with exponential backoff and
+jitter; everything else fails at once with a :class:`GraphApiError`.
+"""
+
+import logging
+
+import requests
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_GRAPH_URL = "https://graph.facebook.com/v26.0"
+DEFAULT_TIMEOUT = (5, 30)  # (connect, read) seconds
+
+# Graph error codes that mean "try again later" (throttling, temporary failures).
+RETRYABLE_CODES = frozenset({1, 2, 4, 17, 32, 341, 613, 80007, 130429, 131000, 131056})
+# Codes an admin has to fix (token expired or revoked, permission missing).
+AUTH_CODES = frozenset({0, 10, 190}) | frozenset(range(200, 300))
+
+
+class GraphApiError(Exception):
+    """An error answered by the Graph API, or the failure to reach it."""
+
+    def __init__(self, message, *, code=None, http_status=None, retryable=False, fbtrace_id=""):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.http_status = http_status
+        self.retryable = retryable
+        self.fbtrace_id = fbtrace_id
+
+    @property
+    def needs_admin(self):
+        """True when retrying cannot help until an admin fixes the token or app."""
+        return self.code in AUTH_CODES
+
+    def __str__(self):
+        parts = [self.message]
+        if self.code is not None:
+            parts.append(f"(code {self.code})")
+        if self.http_status:
+            parts.append(f"[HTTP {self.http_status}]")
+        return " ".join(parts)
+
+
+def error_from_response(response):
+    """Turn a non-2xx Graph response into a classified :class:`GraphApiError`."""
+    try:
+        error = response.json().get("error") or {}
+    except ValueError:
+        error = {}
+    code = error.get("code")
+    details = (error.get("error_data") or {}).get("details")
+    message = details or error.get("message") or response.reason or "Graph API error"
+    retryable = code in RETRYABLE_CODES or response.status_code >= 500 or response.status_code == 429
+    if code in AUTH_CODES:
+        retryable = False
+    return GraphApiError(
+        message,
+        code=code,
+        http_status=response.status_code,
+        retryable=retryable,
+        fbtrace_id=error.get("fbtrace_id") or "",
+    )
+
+
+def _is_retryable(exc):
+    return isinstance(exc, GraphApiError) and exc.retryable
+
+
+class GraphClient:
+    """Calls the Graph API with one access token (a WhatsApp number's)."""
+
+    def __init__(self, access_token, base_url=DEFAULT_GRAPH_URL, *, timeout=DEFAULT_TIMEOUT,
+                 max_attempts=3, backoff_initial=0.5, backoff_max=8.0, session=None):
+        self.base_url = (base_url or DEFAULT_GRAPH_URL).rstrip("/")
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.session = session or requests.Session()
+        self._access_token = access_token
+
+    def _retrying(self):
+        return Retrying(
+            retry=retry_if_exception(_is_retryable),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait_exponential_jitter(initial=self.backoff_initial, max=self.backoff_max),
+            reraise=True,
+        )
+
+    def _send_once(self, method, url, **kwargs):
+        headers = {"Authorization": f"Bearer {self._access_token}"}
+        try:
+            response = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise GraphApiError(f"Graph API unreachable: {type(exc).__name__}", retryable=True) from exc
+        if not response.ok:
+            raise error_from_response(response)
+        return response
+
+    def request(self, method, url, **kwargs):
+        """Send one request, retrying what Meta says is retryable; return the response."""
+        for attempt in self._retrying():
+            with attempt:
+                return self._send_once(method, url, **kwargs)
+
+    def get_json(self, path, **params):
+        """GET ``<base_url>/<path>`` and return the decoded JSON object."""
+        response = self.request("GET", f"{self.base_url}/{path.lstrip('/')}", params=params or None)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise GraphApiError("Graph API answered something that is not JSON") from exc
+
+    def download_media(self, media_id):
+        """Resolve a media id and download its bytes.
+
+        Returns ``(content, mime_type)``. The URL Meta gives is short-lived, so both
+        steps run back to back; each is retried on its own.
+        """
+        info = self.get_json(str(media_id))
+        url = info.get("url")
+        if not url:
+            raise GraphApiError(f"media {media_id} has no download URL")
+        response = self.request("GET", url)
+        mime_type = info.get("mime_type") or response.headers.get("Content-Type", "")
+        return response.content, mime_type
