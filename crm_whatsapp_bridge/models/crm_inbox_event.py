@@ -133,10 +133,11 @@ class CrmInboxEvent(models.Model):
 
     @api.model
     def _count_ready(self):
+        self.env["crm.inbox.event"].flush_model()
         self.env.cr.execute(SQL(
             """SELECT count(*) FROM crm_inbox_event
-                WHERE state = 'pending'
-                  AND (next_attempt_at IS NULL OR next_attempt_at <= now() at time zone 'UTC')"""))
+                WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)""",
+            fields.Datetime.now()))
         return self.env.cr.fetchone()[0]
 
     @api.model
@@ -154,13 +155,13 @@ class CrmInboxEvent(models.Model):
 
     @api.model
     def _claim_ready(self, limit):
+        self.env["crm.inbox.event"].flush_model()
         self.env.cr.execute(SQL(
             """SELECT id FROM crm_inbox_event
-                WHERE state = 'pending'
-                  AND (next_attempt_at IS NULL OR next_attempt_at <= now() at time zone 'UTC')
+                WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
                 ORDER BY id
                 LIMIT %s
-                FOR UPDATE SKIP LOCKED""", limit))
+                FOR UPDATE SKIP LOCKED""", fields.Datetime.now(), limit))
         return self.browse(row[0] for row in self.env.cr.fetchall())
 
     def _process(self):
@@ -207,8 +208,8 @@ class CrmInboxEvent(models.Model):
             return True
         delay = RETRY_BASE_DELAY * (2 ** max(attempts - 1, 0))
         next_attempt = fields.Datetime.now() + delay
-        _logger.info("Inbox event %s (%s) failed (attempt %s), retrying at %s: %s",
-                     self.id, self.external_id, attempts, next_attempt, message)
+        _logger.warning("Inbox event %s (%s) failed (attempt %s), retrying at %s: %s",
+                        self.id, self.external_id, attempts, next_attempt, message, exc_info=True)
         self.write({"attempts": attempts, "last_error": message, "next_attempt_at": next_attempt})
         self._trigger_processing(next_attempt)
         return False

@@ -108,7 +108,7 @@ class CrmWhatsappMessage(models.Model):
                 "res_model": "crm.lead",
                 "res_id": lead.id,
             })
-        mail_message = lead.with_context(mail_post_autofollow=False).message_post(
+        mail_message = lead.with_context(mail_create_nosubscribe=True).message_post(
             body=self._chatter_body(message),
             author_id=partner.id,
             message_type="comment",

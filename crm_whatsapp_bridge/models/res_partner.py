@@ -1,4 +1,4 @@
-from odoo import api, models
+from odoo import api, fields, models
 
 
 class ResPartner(models.Model):
@@ -7,10 +7,22 @@ class ResPartner(models.Model):
     _name = "res.partner"
     _inherit = ["mail.thread.phone", "res.partner"]
 
+    whatsapp_number = fields.Char(
+        "WhatsApp Number", index="btree_not_null", copy=False, readonly=True,
+        help="The E.164 number this contact writes from on WhatsApp.")
+
     @api.model
     def _whatsapp_find_or_create(self, e164, profile_name):
-        """The partner whose phone or mobile is ``e164``, created from the WhatsApp profile if none."""
-        partner = self.search([("phone_sanitized", "=", e164)], order="is_company, id", limit=1)
+        """The contact who writes from ``e164``, created from the WhatsApp profile if none.
+
+        A contact already linked to the number wins; otherwise one whose phone or
+        mobile is that number (whatever its formatting) is linked to it.
+        """
+        partner = self.search([("whatsapp_number", "=", e164)], order="id", limit=1)
         if not partner:
-            partner = self.create({"name": profile_name or e164, "mobile": e164})
+            partner = self.search([("phone_sanitized", "=", e164)], order="is_company, id", limit=1)
+            if partner:
+                partner.whatsapp_number = e164
+        if not partner:
+            partner = self.create({"name": profile_name or e164, "mobile": e164, "whatsapp_number": e164})
         return partner

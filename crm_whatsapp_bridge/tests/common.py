@@ -1,0 +1,105 @@
+import hashlib
+import hmac
+import json
+import time
+
+from odoo.tests import new_test_user
+
+APP_SECRET = "test-app-secret-0123456789"
+VERIFY_TOKEN = "test-verify-token"
+PHONE_NUMBER_ID = "109876543210001"
+WABA_ID = "102290129340398"
+
+
+def notification(messages=(), statuses=(), contacts=None, phone_number_id=PHONE_NUMBER_ID):
+    """A WhatsApp Cloud API webhook notification, shaped like Meta's."""
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550100000", "phone_number_id": phone_number_id},
+    }
+    if contacts is None:
+        contacts = {m["from"]: f"Customer {m['from'][-4:]}" for m in messages}
+    if contacts:
+        value["contacts"] = [{"profile": {"name": name}, "wa_id": wa_id} for wa_id, name in contacts.items()]
+    if messages:
+        value["messages"] = list(messages)
+    if statuses:
+        value["statuses"] = list(statuses)
+    return {"object": "whatsapp_business_account",
+            "entry": [{"id": WABA_ID, "changes": [{"field": "messages", "value": value}]}]}
+
+
+_counter = [0]
+
+
+def text_message(sender, body, **extra):
+    _counter[0] += 1
+    message = {
+        "from": sender,
+        "id": f"wamid.TEST{time.time_ns()}{_counter[0]}",
+        "timestamp": str(int(time.time())),
+        "type": "text",
+        "text": {"body": body},
+    }
+    message.update(extra)
+    return message
+
+
+def typed_message(sender, message_type, content, **extra):
+    message = text_message(sender, "", **extra)
+    del message["text"]
+    message["type"] = message_type
+    if content is not None:
+        message[message_type] = content
+    return message
+
+
+def sign(body, secret=APP_SECRET):
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def encode(payload):
+    return json.dumps(payload, ensure_ascii=False).encode()
+
+
+class WhatsappTestMixin:
+    """Configuration shared by the addon's tests: Meta app, a number, a team and a salesperson."""
+
+    @classmethod
+    def setup_whatsapp(cls, graph_url="http://127.0.0.1:9"):
+        params = cls.env["ir.config_parameter"].sudo()
+        params.set_param("crm_whatsapp_bridge.meta_app_secret", APP_SECRET)
+        params.set_param("crm_whatsapp_bridge.meta_verify_token", VERIFY_TOKEN)
+        params.set_param("crm_whatsapp_bridge.graph_url", graph_url)
+        cls.salesperson = new_test_user(
+            cls.env, login="wa_salesperson", name="Sara Salesperson",
+            groups="sales_team.group_sale_salesman", notification_type="inbox")
+        cls.other_salesperson = new_test_user(
+            cls.env, login="wa_other_salesperson", name="Omar Other",
+            groups="sales_team.group_sale_salesman", notification_type="inbox")
+        cls.admin = new_test_user(
+            cls.env, login="wa_admin", name="Adam Admin",
+            groups="base.group_system,sales_team.group_sale_manager", notification_type="inbox")
+        cls.team = cls.env["crm.team"].create({
+            "name": "WhatsApp Team", "member_ids": [(6, 0, [cls.salesperson.id, cls.other_salesperson.id])]})
+        cls.account = cls.env["crm.whatsapp.account"].create({
+            "name": "Riyadh line",
+            "phone_number_id": PHONE_NUMBER_ID,
+            "waba_id": WABA_ID,
+            "access_token": "EAAG-test-token",
+            "team_id": cls.team.id,
+            "user_id": cls.salesperson.id,
+        })
+
+    def store(self, payload):
+        """Put a notification in the inbox the way the webhook does."""
+        from odoo.addons.crm_whatsapp_bridge.tools.payload import split_notification
+        return self.env["crm.inbox.event"]._store_events("whatsapp", split_notification(payload))
+
+    def process_all(self):
+        Inbox = self.env["crm.inbox.event"]
+        while Inbox._process_chunk(limit=50):
+            pass
+
+    def event_of(self, external_id):
+        return self.env["crm.inbox.event"].search([("external_id", "=", external_id)])

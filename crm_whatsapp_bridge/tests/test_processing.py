@@ -1,0 +1,298 @@
+import json
+from datetime import datetime, timedelta
+
+from odoo import fields
+from odoo.tests import TransactionCase, tagged
+
+from ..models import crm_inbox_event
+from .common import WhatsappTestMixin, notification, text_message, typed_message
+from .fake_graph import FakeGraphServer, graph_error_body
+
+CTWA_REFERRAL = {
+    "source_url": "https://fb.me/3cr4Wqqkv", "source_id": "120210000000000001", "source_type": "ad",
+    "headline": "Spring offer: 20% off", "body": "Chat with us on WhatsApp", "media_type": "image",
+    "ctwa_clid": "ARAkLkA8rmlFeiCk",
+}
+
+
+@tagged("post_install", "-at_install")
+class TestInboxProcessing(WhatsappTestMixin, TransactionCase):
+    """From inbox rows to partners, leads, WhatsApp messages, chatter posts and notifications."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.graph = FakeGraphServer().__enter__()
+        cls.addClassCleanup(cls.graph.__exit__, None, None, None)
+        cls.setup_whatsapp(graph_url=cls.graph.url)
+        cls.source_whatsapp = cls.env.ref("crm_whatsapp_bridge.utm_source_whatsapp")
+
+    def setUp(self):
+        super().setUp()
+        self.graph.requests.clear()
+
+    def _leads(self, partner):
+        return self.env["crm.lead"].with_context(active_test=False).search([("partner_id", "=", partner.id)])
+
+    def test_first_text_message_creates_partner_lead_and_chatter_post(self):
+        message = text_message("15550101234", "مرحبا، أريد عرض سعر للباقة الذهبية")
+        self.store(notification([message], contacts={"15550101234": "Layla Haddad"}))
+        self.process_all()
+
+        event = self.event_of(message["id"])
+        self.assertEqual(event.state, "done", event.last_error)
+        partner = self.env["res.partner"].search([("whatsapp_number", "=", "+15550101234")])
+        self.assertEqual(len(partner), 1)
+        self.assertEqual((partner.name, partner.mobile), ("Layla Haddad", "+15550101234"))
+        lead = self._leads(partner)
+        self.assertEqual(len(lead), 1)
+        self.assertEqual(event.lead_id, lead)
+        self.assertEqual(lead.source_id, self.source_whatsapp)
+        self.assertEqual(lead.team_id, self.team)
+        self.assertEqual(lead.user_id, self.salesperson)
+        self.assertEqual(lead.whatsapp_account_id, self.account)
+        self.assertEqual(lead.name, "WhatsApp: Layla Haddad")
+
+        wa_message = lead.whatsapp_message_ids
+        self.assertEqual(len(wa_message), 1)
+        self.assertEqual((wa_message.wamid, wa_message.direction, wa_message.state, wa_message.message_type,
+                          wa_message.wa_id, wa_message.partner_id),
+                         (message["id"], "in", "received", "text", "15550101234", partner))
+        self.assertEqual(wa_message.body, "مرحبا، أريد عرض سعر للباقة الذهبية")
+        self.assertEqual(wa_message.message_date, datetime.utcfromtimestamp(int(message["timestamp"])))
+        post = wa_message.mail_message_id
+        self.assertEqual(post.model, "crm.lead")
+        self.assertEqual(post.res_id, lead.id)
+        self.assertEqual(post.author_id, partner)
+        self.assertIn("مرحبا، أريد عرض سعر للباقة الذهبية", str(post.body))
+        # The salesperson gets a Discuss inbox notification they can mark as read.
+        notif = self.env["mail.notification"].search([("mail_message_id", "=", post.id),
+                                                      ("res_partner_id", "=", self.salesperson.partner_id.id)])
+        self.assertEqual((notif.notification_type, notif.is_read), ("inbox", False))
+        self.assertNotIn(partner, lead.message_partner_ids, "the customer must not follow the lead")
+
+    def test_salesperson_gets_bus_toast_with_lead(self):
+        self.store(notification([text_message("15550101260", "hello")], contacts={"15550101260": "Nadia"}))
+        self.process_all()
+        self.env.cr.precommit.run()  # bus notifications are written when the transaction commits
+        bus = self.env["bus.bus"].sudo().search([("channel", "like", f'"res.partner",{self.salesperson.partner_id.id}]')])
+        payloads = [json.loads(b.message) for b in bus]
+        toasts = [p["payload"] for p in payloads if p["type"] == "crm_whatsapp_bridge/new_message"]
+        lead = self.env["crm.lead"].search([("partner_id.name", "=", "Nadia")])
+        self.assertEqual(len(toasts), 1)
+        self.assertEqual(toasts[0]["lead_id"], lead.id)
+        self.assertEqual(toasts[0]["message"], "New WhatsApp message from Nadia")
+
+    def test_next_messages_reuse_the_open_lead(self):
+        first, second = text_message("15550101234", "one"), text_message("15550101234", "two")
+        self.store(notification([first]))
+        self.process_all()
+        self.store(notification([second]))
+        self.process_all()
+        lead = self.event_of(first["id"]).lead_id
+        self.assertEqual(self.event_of(second["id"]).lead_id, lead)
+        self.assertEqual(sorted(lead.whatsapp_message_ids.mapped("body")), ["one", "two"])
+        self.assertEqual(self.env["res.partner"].search_count([("whatsapp_number", "=", "+15550101234")]), 1)
+
+    def test_won_lead_is_not_reused(self):
+        first = text_message("15550101234", "buy")
+        self.store(notification([first]))
+        self.process_all()
+        lead = self.event_of(first["id"]).lead_id
+        lead.action_set_won()
+        second = text_message("15550101234", "buy again")
+        self.store(notification([second]))
+        self.process_all()
+        new_lead = self.event_of(second["id"]).lead_id
+        self.assertTrue(new_lead)
+        self.assertNotEqual(new_lead, lead)
+        self.assertEqual(new_lead.partner_id, lead.partner_id)
+
+    def test_existing_partner_found_by_formatted_phone(self):
+        existing = self.env["res.partner"].create({"name": "Layla (from import)", "phone": "+966 50 123 4567"})
+        existing_lead = self.env["crm.lead"].create({"name": "Website enquiry", "partner_id": existing.id})
+        message = text_message("966501234567", "it's me")
+        self.store(notification([message]))
+        self.process_all()
+        event = self.event_of(message["id"])
+        self.assertEqual(event.lead_id, existing_lead, "the partner's open lead is reused")
+        self.assertEqual(event.lead_id.partner_id, existing)
+        self.assertEqual(existing_lead.whatsapp_account_id, self.account)
+        self.assertEqual(existing.whatsapp_number, "+966501234567")
+
+    def test_click_to_whatsapp_referral_sets_utm(self):
+        message = text_message("15550101242", "Is the offer still on?", referral=CTWA_REFERRAL)
+        self.store(notification([message]))
+        self.process_all()
+        lead = self.event_of(message["id"]).lead_id
+        self.assertEqual(lead.campaign_id.name, "Spring offer: 20% off")
+        self.assertEqual(lead.medium_id, self.env.ref("crm_whatsapp_bridge.utm_medium_whatsapp_ad"))
+        self.assertEqual(lead.source_id, self.source_whatsapp)
+        self.assertEqual((lead.whatsapp_ad_id, lead.whatsapp_ctwa_clid, lead.whatsapp_ad_url),
+                         ("120210000000000001", "ARAkLkA8rmlFeiCk", "https://fb.me/3cr4Wqqkv"))
+        self.assertIn("Spring offer: 20% off", str(lead.whatsapp_message_ids.mail_message_id.body))
+
+    def test_every_message_type_is_recorded(self):
+        sender = "15550101239"
+        cases = {
+            "interactive": (typed_message(sender, "interactive", {
+                "type": "list_reply", "list_reply": {"id": "gold", "title": "Gold plan", "description": "12 months"}}),
+                "Gold plan - 12 months"),
+            "button": (typed_message(sender, "button", {"payload": "CALL_ME", "text": "Call me back"}), "Call me back"),
+            "location": (typed_message(sender, "location", {
+                "latitude": 24.7136, "longitude": 46.6753, "name": "Main showroom", "address": "King Fahd Rd"}),
+                "Main showroom, King Fahd Rd"),
+            "contacts": (typed_message(sender, "contacts", None, contacts=[{
+                "name": {"formatted_name": "Rami Fares"}, "phones": [{"phone": "+1 555 0101 240"}],
+                "emails": [{"email": "rami@example.com"}]}]), "Rami Fares, +1 555 0101 240, rami@example.com"),
+            "reaction": (typed_message(sender, "reaction", {"message_id": "wamid.X", "emoji": "👍"}), "Reacted 👍"),
+            "unsupported": (typed_message(sender, "unsupported", None, errors=[{
+                "code": 131051, "title": "Message type unknown",
+                "error_data": {"details": "Message type is currently not supported."}}]),
+                "Message type is currently not supported."),
+            "hologram": (typed_message(sender, "hologram", {"id": "1"}), "hologram"),
+        }
+        self.store(notification([message for message, _text in cases.values()]))
+        self.process_all()
+        for kind, (message, expected_text) in cases.items():
+            event = self.event_of(message["id"])
+            self.assertEqual(event.state, "done", f"{kind}: {event.last_error}")
+            wa_message = self.env["crm.whatsapp.message"].search([("wamid", "=", message["id"])])
+            self.assertIn(expected_text, str(wa_message.mail_message_id.body), kind)
+        unknown = self.env["crm.whatsapp.message"].search([("wamid", "=", cases["hologram"][0]["id"])])
+        self.assertEqual((unknown.message_type, unknown.original_type), ("unsupported", "hologram"))
+        unsupported = self.env["crm.whatsapp.message"].search([("wamid", "=", cases["unsupported"][0]["id"])])
+        self.assertEqual(unsupported.error_code, 131051)
+        self.assertEqual(len(self.event_of(cases["button"][0]["id"]).lead_id.whatsapp_message_ids), len(cases))
+
+    def test_chatter_escapes_customer_text(self):
+        message = text_message("15550101234", "<script>alert(1)</script> & <b>bold</b>")
+        self.store(notification([message]))
+        self.process_all()
+        body = str(self.env["crm.whatsapp.message"].search([("wamid", "=", message["id"])]).mail_message_id.body)
+        self.assertNotIn("<script>", body)
+        self.assertIn("&lt;script&gt;", body)
+
+    def test_media_is_downloaded_into_a_chatter_attachment(self):
+        self.graph.add_media("1003383421387299", b"%PDF-1.4 fake rfq", "application/pdf")
+        message = typed_message("15550101236", "document", {
+            "caption": "requirements", "filename": "rfq.pdf", "mime_type": "application/pdf",
+            "sha256": "x", "id": "1003383421387299"})
+        self.store(notification([message]))
+        self.process_all()
+        self.assertEqual(self.event_of(message["id"]).state, "done", self.event_of(message["id"]).last_error)
+        wa_message = self.env["crm.whatsapp.message"].search([("wamid", "=", message["id"])])
+        attachment = wa_message.attachment_ids
+        self.assertEqual((attachment.name, attachment.raw, attachment.mimetype),
+                         ("rfq.pdf", b"%PDF-1.4 fake rfq", "application/pdf"))
+        self.assertEqual((attachment.res_model, attachment.res_id), ("crm.lead", wa_message.lead_id.id))
+        self.assertEqual(wa_message.mail_message_id.attachment_ids, attachment)
+        self.assertEqual((wa_message.body, wa_message.media_id), ("requirements", "1003383421387299"))
+        self.assertEqual(self.graph.paths(), ["/1003383421387299", "/download/1003383421387299"])
+        self.assertTrue(all(r["authorization"] == "Bearer EAAG-test-token" for r in self.graph.requests))
+
+    def test_media_download_is_retried_on_server_errors(self):
+        self.graph.add_media("2001", b"\xff\xd8jpeg", "image/jpeg")
+        self.graph.respond("/2001", (503, graph_error_body(2, "Service temporarily unavailable")),
+                           (200, {"url": self.graph.url + "/download/2001", "mime_type": "image/jpeg", "id": "2001"}))
+        message = typed_message("15550101235", "image", {"mime_type": "image/jpeg", "sha256": "x", "id": "2001"})
+        self.store(notification([message]))
+        self.process_all()
+        self.assertEqual(self.event_of(message["id"]).state, "done")
+        self.assertEqual(self.graph.paths(), ["/2001", "/2001", "/download/2001"])
+        attachment = self.env["crm.whatsapp.message"].search([("wamid", "=", message["id"])]).attachment_ids
+        self.assertEqual(attachment.raw, b"\xff\xd8jpeg")
+        self.assertTrue(attachment.name.endswith(".jpg"))
+
+    def test_failed_event_is_retried_then_dead_and_admins_notified(self):
+        self.graph.respond("/3001", (500, graph_error_body(1, "An unknown error occurred", "OAuthException")))
+        bad = typed_message("15550101270", "image", {"mime_type": "image/jpeg", "sha256": "x", "id": "3001"})
+        good = text_message("15550101271", "I am fine")
+        self.store(notification([bad, good]))
+        self.process_all()
+        bad_event, good_event = self.event_of(bad["id"]), self.event_of(good["id"])
+        self.assertEqual(good_event.state, "done", "a failing event never blocks its batch")
+        self.assertEqual((bad_event.state, bad_event.attempts), ("pending", 1))
+        self.assertIn("unknown error", bad_event.last_error)
+        self.assertGreater(bad_event.next_attempt_at, fields.Datetime.now() + timedelta(seconds=50))
+        # Nothing half-written for the failed event.
+        self.assertFalse(self.env["res.partner"].search([("whatsapp_number", "=", "+15550101270")]))
+        self.assertFalse(self.env["crm.whatsapp.message"].search([("wamid", "=", bad["id"])]))
+
+        delays = []
+        for _attempt in range(2, crm_inbox_event.MAX_ATTEMPTS + 1):
+            delays.append(bad_event.next_attempt_at - bad_event.write_date)
+            bad_event.next_attempt_at = fields.Datetime.now() - timedelta(seconds=1)
+            self.process_all()
+        self.assertEqual(bad_event.state, "dead")
+        self.assertEqual(bad_event.attempts, crm_inbox_event.MAX_ATTEMPTS)
+        self.assertEqual([round(d.total_seconds() / 60) for d in delays], [1, 2, 4, 8], "exponential backoff")
+        notified = bad_event.message_ids.filtered(lambda m: self.admin.partner_id in m.partner_ids)
+        self.assertEqual(len(notified), 1)
+        self.assertIn("could not be processed", str(notified.body))
+
+        # Once Meta answers again, Requeue brings the event back and it goes through.
+        self.graph.add_media("3001", b"jpeg", "image/jpeg")
+        bad_event.with_user(self.admin).action_requeue()
+        self.assertEqual((bad_event.state, bad_event.attempts), ("pending", 0))
+        self.process_all()
+        self.assertEqual(bad_event.state, "done")
+        self.assertTrue(bad_event.lead_id)
+
+    def test_malformed_event_is_dead_at_once(self):
+        message = typed_message("15550101280", "location", {"name": "no coordinates"})
+        self.store(notification([message]))
+        self.process_all()
+        event = self.event_of(message["id"])
+        self.assertEqual((event.state, event.attempts), ("dead", 1))
+        self.assertIn("Malformed event", event.last_error)
+
+    def test_reprocessing_a_done_message_is_idempotent(self):
+        message = text_message("15550101234", "only once")
+        self.store(notification([message]))
+        self.process_all()
+        event = self.event_of(message["id"])
+        event.write({"state": "pending"})
+        self.process_all()
+        self.assertEqual(event.state, "done")
+        self.assertEqual(self.env["crm.whatsapp.message"].search_count([("wamid", "=", message["id"])]), 1)
+        self.assertEqual(len(event.lead_id.message_ids.filtered(lambda m: "only once" in str(m.body))), 1)
+
+    def test_statuses_move_forward_only(self):
+        lead = self.env["crm.lead"].create({"name": "Outbound test", "user_id": self.salesperson.id})
+        outbound = self.env["crm.whatsapp.message"].create({
+            "wamid": "wamid.OUT42", "direction": "out", "account_id": self.account.id,
+            "lead_id": lead.id, "wa_id": "15550101234", "state": "queued", "body": "Your quote"})
+
+        def status(state, ts, **extra):
+            return dict({"id": "wamid.OUT42", "status": state, "timestamp": str(ts),
+                         "recipient_id": "15550101234"}, **extra)
+
+        self.store(notification(statuses=[status("read", 1732450760)]))
+        self.process_all()
+        self.assertEqual(outbound.state, "read")
+        self.store(notification(statuses=[
+            status("sent", 1732450700, conversation={"id": "conv1", "origin": {"type": "service"}},
+                   pricing={"billable": True, "pricing_model": "CBP", "category": "service"}),
+            status("delivered", 1732450730)]))
+        self.process_all()
+        self.assertEqual(outbound.state, "read", "a late sent/delivered never overwrites read")
+        self.assertEqual((outbound.conversation_id, outbound.pricing_category, outbound.billable),
+                         ("conv1", "service", True))
+
+        failing = self.env["crm.whatsapp.message"].create({
+            "wamid": "wamid.OUT43", "direction": "out", "account_id": self.account.id,
+            "wa_id": "15550101234", "state": "sent"})
+        self.store(notification(statuses=[{
+            "id": "wamid.OUT43", "status": "failed", "timestamp": "1732450820", "recipient_id": "15550101234",
+            "errors": [{"code": 131047, "title": "Re-engagement message",
+                        "error_data": {"details": "More than 24 hours have passed."}}]}]))
+        self.process_all()
+        self.assertEqual((failing.state, failing.error_code, failing.error_message),
+                         ("failed", 131047, "More than 24 hours have passed."))
+
+    def test_status_for_unknown_message_is_done(self):
+        self.store(notification(statuses=[{"id": "wamid.NOPE", "status": "sent", "timestamp": "1732450700",
+                                           "recipient_id": "15550101234"}]))
+        self.process_all()
+        self.assertEqual(self.event_of("wamid.NOPE:sent").state, "done")
