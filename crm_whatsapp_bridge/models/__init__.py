@@ -1,9 +1,9 @@
 from . import (
-    crm_whatsapp_account,
     crm_inbox_event,
     crm_inbox_event_whatsapp,
-    crm_whatsapp_message,
     crm_lead,
-    res_partner,
+    crm_whatsapp_account,
+    crm_whatsapp_message,
     res_config_settings,
+    res_partner,
 )

@@ -88,7 +88,8 @@ class CrmInboxEvent(models.Model):
         if not events:
             return 0
         rows = SQL(", ").join(
-            SQL("(%s, %s, %s, %s, %s, %s::jsonb, 'pending', 0, %s, %s, now() at time zone 'UTC', now() at time zone 'UTC')",
+            SQL("(%s, %s, %s, %s, %s, %s::jsonb, 'pending', 0, %s, %s,"
+                " now() at time zone 'UTC', now() at time zone 'UTC')",
                 source, event.external_id, event.event_type, event.phone_number_id, event.sender,
                 json.dumps(event.payload), self.env.uid, self.env.uid)
             for event in events

@@ -3,6 +3,7 @@ import mimetypes
 from markupsafe import Markup, escape
 
 from odoo import _, api, fields, models
+
 from odoo.addons.phone_validation.tools import phone_validation
 
 from ..tools.payload import PayloadError

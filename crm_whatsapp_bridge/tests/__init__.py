@@ -1,1 +1,1 @@
-from . import test_webhook, test_processing, test_security, test_concurrency
+from . import test_concurrency, test_processing, test_security, test_webhook

@@ -52,7 +52,8 @@ class FakeGraphServer:
         answer = answers.popleft() if len(answers) > 1 else answers[0]
         status, body = answer[0], answer[1]
         if isinstance(body, (bytes, str)):
-            return Response(body, status=status, content_type=answer[2] if len(answer) > 2 else "application/octet-stream")
+            content_type = answer[2] if len(answer) > 2 else "application/octet-stream"
+            return Response(body, status=status, content_type=content_type)
         return Response(json.dumps(body), status=status, content_type="application/json")
 
     def paths(self):

@@ -75,7 +75,8 @@ class TestInboxProcessing(WhatsappTestMixin, TransactionCase):
         self.store(notification([text_message("15550101260", "hello")], contacts={"15550101260": "Nadia"}))
         self.process_all()
         self.env.cr.precommit.run()  # bus notifications are written when the transaction commits
-        bus = self.env["bus.bus"].sudo().search([("channel", "like", f'"res.partner",{self.salesperson.partner_id.id}]')])
+        channel = f'"res.partner",{self.salesperson.partner_id.id}]'
+        bus = self.env["bus.bus"].sudo().search([("channel", "like", channel)])
         payloads = [json.loads(b.message) for b in bus]
         toasts = [p["payload"] for p in payloads if p["type"] == "crm_whatsapp_bridge/new_message"]
         lead = self.env["crm.lead"].search([("partner_id.name", "=", "Nadia")])

@@ -2,8 +2,7 @@ from urllib.parse import urlencode
 
 from odoo.tests import HttpCase, tagged
 
-from .common import (VERIFY_TOKEN, WhatsappTestMixin, encode, notification, sign,
-                     text_message)
+from .common import VERIFY_TOKEN, WhatsappTestMixin, encode, notification, sign, text_message
 
 WEBHOOK = "/crm/webhook/whatsapp"
 

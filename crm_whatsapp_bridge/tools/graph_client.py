@@ -93,7 +93,8 @@ class GraphClient:
         return Retrying(
             retry=retry_if_exception(_is_retryable),
             stop=stop_after_attempt(self.max_attempts),
-            wait=wait_exponential_jitter(initial=self.backoff_initial, max=self.backoff_max),
+            wait=wait_exponential_jitter(multiplier=self.backoff_initial, jitter=self.backoff_initial,
+                                         max=self.backoff_max),
             reraise=True,
         )
 

@@ -170,11 +170,13 @@ def _timestamp(raw):
         raise PayloadError(f"bad timestamp {raw!r}") from exc
 
 
+def _error_text(error):
+    details = (error.get("error_data") or {}).get("details")
+    return details or error.get("message") or error.get("title") or ""
+
+
 def _errors(obj):
-    return tuple(
-        (int(err.get("code") or 0), (err.get("error_data") or {}).get("details") or err.get("message") or err.get("title") or "")
-        for err in obj.get("errors") or []
-    )
+    return tuple((int(err.get("code") or 0), _error_text(err)) for err in obj.get("errors") or [])
 
 
 def parse_message(payload):
