@@ -233,7 +233,7 @@ class CrmInboxEvent(models.Model):
             "sticky": True,
             "title": _("WhatsApp inbox"),
             "message": _("%s webhook event(s) could not be processed. See CRM > Configuration > "
-                         "WhatsApp Inbox.", len(self)),
+                         "WhatsApp & Meta > WhatsApp Inbox.", len(self)),
         })
 
     def action_requeue(self):

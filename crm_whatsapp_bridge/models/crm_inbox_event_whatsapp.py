@@ -17,7 +17,7 @@ class CrmInboxEvent(models.Model):
         if not account:
             raise InboxDeadLetter(_(
                 "No active WhatsApp number has the phone number ID %s. Add it under "
-                "CRM > Configuration > WhatsApp Numbers, then requeue this event.", self.channel_ref))
+                "CRM > Configuration > WhatsApp & Meta > WhatsApp Numbers, then requeue this event.", self.channel_ref))
         return account
 
     def _process_whatsapp_message(self):

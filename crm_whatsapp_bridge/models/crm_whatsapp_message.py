@@ -75,7 +75,7 @@ class CrmWhatsappMessage(models.Model):
             "+" + (wa_id or "").lstrip("+"), None, None, force_format="E164", raise_exception=False)
         e164 = e164 if e164 and e164.startswith("+") else wa_id_to_e164(wa_id)
         if not e164:
-            raise PayloadError(_("%r is not a phone number", wa_id))
+            raise PayloadError(_("%s is not a phone number", wa_id))
         return e164
 
     @api.model

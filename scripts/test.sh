@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The project's single test command (see README.md):
+#   1. installs the test requirements in a private virtualenv,
+#   2. runs the static checks (ruff, manifest/XML/CSV/translation checks),
+#   3. runs the Odoo-free tests (tests/),
+#   4. runs the addon's Odoo test suite when an Odoo 18 is available: ODOO_PYTHON (a python that
+#      imports odoo) or an `odoo` command on PATH. It starts PostgreSQL if it can, installs the
+#      addon in a fresh database, runs crm_whatsapp_bridge/tests and drops the database.
+# It says which parts ran, and exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV=${CWB_TEST_VENV:-$ROOT/.venv-test}
+declare -a REPORT=()
+STATUS=0
+
+note() { REPORT+=("$1"); }
+fail() { STATUS=1; note "$1"; }
+
+echo "== installing test requirements in $VENV"
+if ! { [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"; } \
+   || ! "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements-test.txt; then
+    echo "could not install the test requirements" >&2
+    exit 1
+fi
+
+echo "== static checks"
+if "$VENV/bin/ruff" check . && "$VENV/bin/python" scripts/static_checks.py; then
+    note "static checks: passed"
+else
+    fail "static checks: FAILED"
+fi
+
+echo "== Odoo-free tests"
+"$VENV/bin/python" -m pytest -p no:odoo -p no:cacheprovider -q tests
+rc=$?
+if [ $rc -eq 0 ]; then note "Odoo-free tests: passed"; else fail "Odoo-free tests: FAILED (pytest exit $rc)"; fi
+
+find_odoo_python() {
+    if [ -n "${ODOO_PYTHON:-}" ]; then echo "$ODOO_PYTHON"; return; fi
+    if python3 -c "import odoo" 2>/dev/null; then command -v python3; return; fi
+    local odoo_cmd
+    odoo_cmd=$(command -v odoo || command -v odoo-bin || true)
+    if [ -n "$odoo_cmd" ]; then
+        # The interpreter of the `odoo` launcher is the one that can import odoo.
+        head -n1 "$odoo_cmd" | sed -n 's/^#!\s*//p' | awk '{print $1}'
+    fi
+}
+
+ensure_postgres() {
+    if pg_isready -q -h "$PGHOST" -p "$PGPORT" 2>/dev/null; then return 0; fi
+    if command -v pg_lsclusters >/dev/null; then
+        local version cluster
+        read -r version cluster _ < <(pg_lsclusters --no-header | head -n1)
+        [ -n "${version:-}" ] && pg_ctlcluster "$version" "$cluster" start
+    fi
+    for _ in $(seq 30); do pg_isready -q -h "$PGHOST" -p "$PGPORT" && return 0; sleep 1; done
+    return 1
+}
+
+ensure_db_role() {
+    # On a fresh machine the role Odoo connects with may not exist yet; create it when we can.
+    if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1; then
+        su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname = '$PGUSER'\"" | grep -q 1 \
+            || su postgres -c "psql -qc \"CREATE ROLE \\\"$PGUSER\\\" LOGIN CREATEDB PASSWORD '$PGPASSWORD'\""
+    fi
+}
+
+run_odoo_suite() {
+    local odoo_python=$1 odoo_root addons_path work db cfg rc
+    odoo_root=$("$odoo_python" -c "import os, odoo; print(os.path.dirname(os.path.dirname(odoo.__file__)))")
+    addons_path=${ODOO_ADDONS_PATH:-$odoo_root/addons}
+    work=$(mktemp -d)
+    db="cwb_test_$$"
+    cfg="$work/odoo.cfg"
+    cat > "$cfg" <<CFG
+[options]
+addons_path = $addons_path,$ROOT
+db_host = $PGHOST
+db_port = $PGPORT
+db_user = $PGUSER
+db_password = $PGPASSWORD
+data_dir = $work/data
+http_port = ${CWB_TEST_HTTP_PORT:-8169}
+gevent_port = $(( ${CWB_TEST_HTTP_PORT:-8169} + 3 ))
+log_level = warn
+CFG
+    echo "== installing crm_whatsapp_bridge in a fresh database $db"
+    if ! "$odoo_python" -m odoo -c "$cfg" -d "$db" -i crm_whatsapp_bridge --without-demo=all \
+            --stop-after-init; then
+        rm -rf "$work"
+        return 1
+    fi
+    echo "== Odoo test suite (crm_whatsapp_bridge/tests)"
+    if "$odoo_python" -c "import pytest_odoo" 2>/dev/null; then
+        "$odoo_python" -m pytest -p no:cacheprovider -q --odoo-config="$cfg" --odoo-database="$db" \
+            --odoo-http crm_whatsapp_bridge/tests
+        rc=$?
+    else
+        "$odoo_python" -m odoo -c "$cfg" -d "$db" --test-enable --test-tags /crm_whatsapp_bridge \
+            --stop-after-init --log-level=test 2>&1 | tee "$work/test.log"
+        rc=${PIPESTATUS[0]}
+        grep -qE "(ERROR|FAIL):" "$work/test.log" && rc=1
+    fi
+    "$odoo_python" -c "
+import sys, odoo
+from odoo.tools import config
+config.parse_config(['-c', sys.argv[1]])
+odoo.service.db.exp_drop(sys.argv[2])" "$cfg" "$db" >/dev/null 2>&1 || true
+    rm -rf "$work"
+    return $rc
+}
+
+export PGHOST=${PGHOST:-localhost} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-odoo} PGPASSWORD=${PGPASSWORD:-odoo}
+ODOO_PY=$(find_odoo_python)
+if [ -z "$ODOO_PY" ] || ! "$ODOO_PY" -c "import odoo.release as r, sys; sys.exit(r.version_info[0] != 18)" 2>/dev/null; then
+    note "Odoo test suite: NOT RUN (no Odoo 18 found: set ODOO_PYTHON or put an 'odoo' command on PATH)"
+elif ! ensure_postgres; then
+    fail "Odoo test suite: NOT RUN, PostgreSQL unreachable at $PGHOST:$PGPORT"
+else
+    ensure_db_role
+    if run_odoo_suite "$ODOO_PY"; then
+        note "Odoo test suite: passed (Odoo 18 from $ODOO_PY)"
+    else
+        fail "Odoo test suite: FAILED"
+    fi
+fi
+
+echo
+echo "== summary"
+printf '  %s\n' "${REPORT[@]}"
+exit $STATUS
