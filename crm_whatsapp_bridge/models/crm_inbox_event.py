@@ -1,5 +1,6 @@
 import json
 import logging
+import time
 from datetime import timedelta
 
 from psycopg2 import errors as pg_errors
@@ -14,7 +15,10 @@ _logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 RETRY_BASE_DELAY = timedelta(minutes=1)
-CHUNK_SIZE = 100
+CHUNK_SIZE = 50
+# A cron run stops taking new chunks after this long and lets Odoo re-run it at once,
+# staying well inside the workers' time limit even when media downloads are slow.
+CRON_TIME_BUDGET = 60  # seconds
 CRON_XMLID = "crm_whatsapp_bridge.ir_cron_process_inbox"
 
 
@@ -121,6 +125,7 @@ class CrmInboxEvent(models.Model):
         """
         cron = self.env["ir.cron"]
         done = 0
+        deadline = time.monotonic() + CRON_TIME_BUDGET
         while True:
             self.env.cr.commit()
             processed = self._process_chunk(CHUNK_SIZE, read_committed=True)
@@ -129,7 +134,7 @@ class CrmInboxEvent(models.Model):
             remaining = self._count_ready()
             cron._notify_progress(done=done, remaining=remaining)
             self.env.cr.commit()
-            if not processed or not remaining:
+            if not processed or not remaining or time.monotonic() > deadline:
                 break
 
     @api.model
@@ -194,7 +199,8 @@ class CrmInboxEvent(models.Model):
         """Store the failure; schedule a retry or mark the event dead. Return True if dead."""
         self.ensure_one()
         attempts = self.attempts + 1
-        permanent = isinstance(exc, (InboxDeadLetter, PayloadError))
+        # Malformed events, unknown numbers and expired/revoked tokens need a person, not a retry.
+        permanent = isinstance(exc, (InboxDeadLetter, PayloadError)) or getattr(exc, "needs_admin", False)
         message = str(exc) or type(exc).__name__
         if isinstance(exc, PayloadError):
             message = _("Malformed event: %s", message)

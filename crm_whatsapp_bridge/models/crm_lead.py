@@ -32,7 +32,8 @@ class CrmLead(models.Model):
         """The partner's open lead (preferring this number's), else a new WhatsApp lead."""
         open_leads = self.search([
             ("partner_id", "=", partner.id),
-            ("stage_id.is_won", "=", False),
+            ("company_id", "in", [account.company_id.id, False]),
+            "|", ("stage_id", "=", False), ("stage_id.is_won", "=", False),
         ], order="id desc")
         lead = open_leads.filtered(lambda lead: lead.whatsapp_account_id == account)[:1] or open_leads[:1]
         if lead:

@@ -26,8 +26,8 @@ class CrmWhatsappAccount(models.Model):
                               help="New leads from this number go to this team.")
     user_id = fields.Many2one(
         "res.users", "Default Salesperson", tracking=True, domain=[("share", "=", False)],
-        help="New leads from this number are assigned to this salesperson. Leave empty to "
-             "let the sales team's assignment rules pick one.")
+        help="New leads from this number are assigned to this salesperson. Leave empty to leave them "
+             "unassigned in the sales team, for its rule-based assignment (CRM settings) or a manager.")
     company_id = fields.Many2one("res.company", default=lambda self: self.env.company, required=True)
     active = fields.Boolean(default=True)
     lead_count = fields.Integer(compute="_compute_lead_count")

@@ -24,5 +24,5 @@ class ResPartner(models.Model):
             if partner:
                 partner.whatsapp_number = e164
         if not partner:
-            partner = self.create({"name": profile_name or e164, "mobile": e164, "whatsapp_number": e164})
+            partner = self.create({"name": profile_name or e164, "phone": e164, "whatsapp_number": e164})
         return partner

@@ -7,7 +7,7 @@ from odoo.tests import new_test_user
 
 APP_SECRET = "test-app-secret-0123456789"
 VERIFY_TOKEN = "test-verify-token"
-PHONE_NUMBER_ID = "109876543210001"
+PHONE_NUMBER_ID = "100000000000042"  # not a sample id, so a database in use cannot clash
 WABA_ID = "102290129340398"
 
 

@@ -43,7 +43,7 @@ class TestInboxProcessing(WhatsappTestMixin, TransactionCase):
         self.assertEqual(event.state, "done", event.last_error)
         partner = self.env["res.partner"].search([("whatsapp_number", "=", "+15550101234")])
         self.assertEqual(len(partner), 1)
-        self.assertEqual((partner.name, partner.mobile), ("Layla Haddad", "+15550101234"))
+        self.assertEqual((partner.name, partner.phone), ("Layla Haddad", "+15550101234"))
         lead = self._leads(partner)
         self.assertEqual(len(lead), 1)
         self.assertEqual(event.lead_id, lead)
@@ -52,6 +52,7 @@ class TestInboxProcessing(WhatsappTestMixin, TransactionCase):
         self.assertEqual(lead.user_id, self.salesperson)
         self.assertEqual(lead.whatsapp_account_id, self.account)
         self.assertEqual(lead.name, "WhatsApp: Layla Haddad")
+        self.assertEqual(lead.phone, "+15550101234")
 
         wa_message = lead.whatsapp_message_ids
         self.assertEqual(len(wa_message), 1)
@@ -239,6 +240,17 @@ class TestInboxProcessing(WhatsappTestMixin, TransactionCase):
         self.process_all()
         self.assertEqual(bad_event.state, "done")
         self.assertTrue(bad_event.lead_id)
+
+    def test_expired_token_is_dead_at_once_without_retry_storm(self):
+        self.graph.respond("/4001", (401, graph_error_body(190, "Error validating access token")))
+        message = typed_message("15550101290", "image", {"mime_type": "image/jpeg", "sha256": "x", "id": "4001"})
+        self.store(notification([message]))
+        self.process_all()
+        event = self.event_of(message["id"])
+        self.assertEqual((event.state, event.attempts), ("dead", 1))
+        self.assertIn("(code 190)", event.last_error)
+        self.assertEqual(self.graph.paths(), ["/4001"], "an expired token is never retried")
+        self.assertTrue(event.message_ids.filtered(lambda m: self.admin.partner_id in m.partner_ids))
 
     def test_malformed_event_is_dead_at_once(self):
         message = typed_message("15550101280", "location", {"name": "no coordinates"})

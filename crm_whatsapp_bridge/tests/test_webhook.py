@@ -2,7 +2,7 @@ from urllib.parse import urlencode
 
 from odoo.tests import HttpCase, tagged
 
-from .common import VERIFY_TOKEN, WhatsappTestMixin, encode, notification, sign, text_message
+from .common import PHONE_NUMBER_ID, VERIFY_TOKEN, WhatsappTestMixin, encode, notification, sign, text_message
 
 WEBHOOK = "/crm/webhook/whatsapp"
 
@@ -60,7 +60,7 @@ class TestWhatsappWebhook(WhatsappTestMixin, HttpCase):
         event = self._inbox()
         self.assertEqual(len(event), 1)
         self.assertEqual((event.external_id, event.event_type, event.state, event.sender, event.channel_ref),
-                         (message["id"], "message", "pending", "15550101234", "109876543210001"))
+                         (message["id"], "message", "pending", "15550101234", PHONE_NUMBER_ID))
         self.assertEqual(event.payload["message"]["text"]["body"], "مرحبا، أريد عرض سعر")
         self.assertEqual(self._triggers(), triggers_before + 1)
         # Nothing but the insert happens in the request: no partner, no lead yet.

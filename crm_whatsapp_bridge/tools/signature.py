@@ -17,10 +17,14 @@ def is_valid_signature(app_secret, body, header_value):
 
     The comparison runs in constant time; a missing secret or header never validates.
     """
-    if not app_secret or not header_value or not header_value.startswith(SIGNATURE_PREFIX):
+    header_value = (header_value or "").strip()
+    if not app_secret or not header_value.startswith(SIGNATURE_PREFIX):
         return False
     expected = compute_signature(app_secret, body)
-    return hmac.compare_digest(expected.encode(), header_value.strip().encode())
+    try:
+        return hmac.compare_digest(expected.encode(), header_value.encode("ascii"))
+    except UnicodeEncodeError:
+        return False
 
 
 def is_valid_verify_token(expected_token, given_token):
