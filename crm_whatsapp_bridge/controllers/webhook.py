@@ -26,15 +26,20 @@ def _get_param(name):
 
 
 class MetaWebhookController(http.Controller):
-    """Meta webhooks: verify, store in the inbox, trigger the cron, answer. Nothing else."""
+    """Meta webhooks: verify, store in the inbox, trigger the cron, answer. Nothing else.
 
-    @http.route("/crm/webhook/whatsapp", type="http", auth="public", methods=["GET"],
+    The routes use ``auth="none"``: Meta authenticates with the payload signature, not
+    with a session, so no user is set up; the only ORM reads are two sudo'ed system
+    parameters and the cron trigger.
+    """
+
+    @http.route("/crm/webhook/whatsapp", type="http", auth="none", methods=["GET"],
                 csrf=False, save_session=False)
     def whatsapp_verify(self, **params):
         """Subscription handshake: echo ``hub.challenge`` when the verify token matches."""
         return self._verify_subscription(params)
 
-    @http.route("/crm/webhook/whatsapp", type="http", auth="public", methods=["POST"],
+    @http.route("/crm/webhook/whatsapp", type="http", auth="none", methods=["POST"],
                 csrf=False, save_session=False)
     def whatsapp_notification(self):
         """Store every message and status of a signed notification in the inbox."""

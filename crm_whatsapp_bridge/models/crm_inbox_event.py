@@ -184,8 +184,13 @@ class CrmInboxEvent(models.Model):
             except Exception as exc:  # noqa: BLE001 - one bad event must not stop the batch
                 if event._record_failure(exc):
                     dead |= event
+        # Toasts go out once per lead for the whole chunk, and only for what was kept.
+        self._after_chunk(self.filtered(lambda event: event.state == "done"))
         if dead:
             dead._notify_admins_dead()
+
+    def _after_chunk(self, done_events):
+        """Hook run once per chunk with the events processed successfully (e.g. to notify)."""
 
     def _dispatch(self):
         """Run the handler of this event's source and type; return values to write on it."""

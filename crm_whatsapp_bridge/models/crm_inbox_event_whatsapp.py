@@ -34,9 +34,16 @@ class CrmInboxEvent(models.Model):
         self._lock_customer(e164)
         partner = self.env["res.partner"]._whatsapp_find_or_create(e164, message.profile_name)
         lead = self.env["crm.lead"]._whatsapp_find_or_create(partner, account, message)
-        wa_message = Message._create_inbound(message, account, lead, partner, media)
-        wa_message._notify_salesperson()
+        Message._create_inbound(message, account, lead, partner, media)
         return {"whatsapp_account_id": account.id, "lead_id": lead.id}
+
+    def _after_chunk(self, done_events):
+        super()._after_chunk(done_events)
+        wamids = done_events.filtered(lambda e: e.source == "whatsapp" and e.event_type == "message")
+        if wamids:
+            self.env["crm.whatsapp.message"].search([
+                ("wamid", "in", wamids.mapped("external_id")), ("direction", "=", "in"),
+            ])._notify_salesperson()
 
     def _process_whatsapp_status(self):
         """Apply a delivery status to the outbound message it belongs to."""

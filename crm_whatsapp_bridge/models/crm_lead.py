@@ -1,4 +1,5 @@
 from odoo import _, api, fields, models
+from odoo.tools import SQL
 
 
 class CrmLead(models.Model):
@@ -72,6 +73,33 @@ class CrmLead(models.Model):
             "whatsapp_ad_url": referral.source_url or False,
             "whatsapp_ctwa_clid": referral.ctwa_clid or False,
         }
+
+    def _notify_get_recipients(self, message, msg_vals, **kwargs):
+        """A burst of WhatsApp messages makes one Discuss inbox notification, not one each.
+
+        Users who have not read the inbox notification of an earlier WhatsApp message
+        of this lead are not notified again: the chatter shows every message, and the
+        toast still tells them the customer keeps writing.
+        """
+        recipients = super()._notify_get_recipients(message, msg_vals, **kwargs)
+        if not self.env.context.get("crm_whatsapp_inbound") or len(self) != 1:
+            return recipients
+        inbox_partner_ids = tuple(r["id"] for r in recipients if r["notif"] == "inbox")
+        if not inbox_partner_ids:
+            return recipients
+        self.env["mail.notification"].flush_model()
+        self.env["crm.whatsapp.message"].flush_model(["mail_message_id"])
+        self.env.cr.execute(SQL(
+            """SELECT DISTINCT notif.res_partner_id
+                 FROM mail_notification notif
+                 JOIN mail_message msg ON msg.id = notif.mail_message_id
+                 JOIN crm_whatsapp_message wa_msg ON wa_msg.mail_message_id = msg.id
+                WHERE notif.res_partner_id IN %s AND notif.notification_type = 'inbox'
+                  AND notif.is_read IS NOT TRUE AND msg.model = %s AND msg.res_id = %s
+                  AND msg.id != %s""",
+            inbox_partner_ids, self._name, self.id, message.id))
+        still_unread = {row[0] for row in self.env.cr.fetchall()}
+        return [r for r in recipients if not (r["notif"] == "inbox" and r["id"] in still_unread)]
 
     def action_open_whatsapp_messages(self):
         self.ensure_one()

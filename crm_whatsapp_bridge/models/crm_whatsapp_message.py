@@ -109,7 +109,7 @@ class CrmWhatsappMessage(models.Model):
                 "res_model": "crm.lead",
                 "res_id": lead.id,
             })
-        mail_message = lead.with_context(mail_create_nosubscribe=True).message_post(
+        mail_message = lead.with_context(mail_create_nosubscribe=True, crm_whatsapp_inbound=True).message_post(
             body=self._chatter_body(message),
             author_id=partner.id,
             message_type="comment",
@@ -157,16 +157,19 @@ class CrmWhatsappMessage(models.Model):
         return label + Markup("<br/>").join(lines)
 
     def _notify_salesperson(self):
-        """Real-time toast for the lead's salesperson (sent when the transaction commits)."""
-        for wa_message in self:
-            user = wa_message.lead_id.user_id
-            if not user:
+        """Real-time toast for each lead's salesperson, one per lead (sent on commit)."""
+        for lead in self.lead_id:
+            messages = self.filtered(lambda m, lead=lead: m.lead_id == lead)
+            if not lead.user_id:
                 continue
-            user._bus_send("crm_whatsapp_bridge/new_message", {
+            sender = messages[0].partner_id.name or messages[0].wa_id
+            text = (_("New WhatsApp message from %s", sender) if len(messages) == 1
+                    else _("%(count)s new WhatsApp messages from %(sender)s", count=len(messages), sender=sender))
+            lead.user_id._bus_send("crm_whatsapp_bridge/new_message", {
                 "title": _("WhatsApp"),
-                "message": _("New WhatsApp message from %s", wa_message.partner_id.name or wa_message.wa_id),
-                "lead_id": wa_message.lead_id.id,
-                "lead_name": wa_message.lead_id.name,
+                "message": text,
+                "lead_id": lead.id,
+                "lead_name": lead.name,
             })
 
     def _apply_status(self, status):

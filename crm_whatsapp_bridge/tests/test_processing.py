@@ -85,6 +85,18 @@ class TestInboxProcessing(WhatsappTestMixin, TransactionCase):
         self.assertEqual(toasts[0]["lead_id"], lead.id)
         self.assertEqual(toasts[0]["message"], "New WhatsApp message from Nadia")
 
+    def test_one_toast_per_lead_for_a_chunk(self):
+        self.store(notification([text_message("15550101261", "a"), text_message("15550101261", "b"),
+                                 text_message("15550101262", "c")],
+                                contacts={"15550101261": "Fadi", "15550101262": "Hana"}))
+        self.process_all()
+        self.env.cr.precommit.run()
+        channel = f'"res.partner",{self.salesperson.partner_id.id}]'
+        bus = self.env["bus.bus"].sudo().search([("channel", "like", channel)])
+        toasts = sorted(json.loads(b.message)["payload"]["message"] for b in bus
+                        if json.loads(b.message)["type"] == "crm_whatsapp_bridge/new_message")
+        self.assertEqual(toasts, ["2 new WhatsApp messages from Fadi", "New WhatsApp message from Hana"])
+
     def test_next_messages_reuse_the_open_lead(self):
         first, second = text_message("15550101234", "one"), text_message("15550101234", "two")
         self.store(notification([first]))
@@ -95,6 +107,28 @@ class TestInboxProcessing(WhatsappTestMixin, TransactionCase):
         self.assertEqual(self.event_of(second["id"]).lead_id, lead)
         self.assertEqual(sorted(lead.whatsapp_message_ids.mapped("body")), ["one", "two"])
         self.assertEqual(self.env["res.partner"].search_count([("whatsapp_number", "=", "+15550101234")]), 1)
+
+    def test_a_burst_makes_one_inbox_notification_until_read(self):
+        sender = "15550101300"
+
+        def inbox_notifications():
+            return self.env["mail.notification"].search([
+                ("res_partner_id", "=", self.salesperson.partner_id.id), ("notification_type", "=", "inbox"),
+                ("mail_message_id", "in", self.env["crm.whatsapp.message"].search(
+                    [("wa_id", "=", sender)]).mail_message_id.ids)])
+
+        self.store(notification([text_message(sender, "one"), text_message(sender, "two")]))
+        self.process_all()
+        self.store(notification([text_message(sender, "three")]))
+        self.process_all()
+        self.assertEqual(len(inbox_notifications()), 1, "one unread notification for the whole burst")
+        inbox_notifications().is_read = True
+        self.store(notification([text_message(sender, "four, after reading")]))
+        self.process_all()
+        self.assertEqual(len(inbox_notifications()), 2)
+        self.assertEqual(len(inbox_notifications().filtered(lambda n: not n.is_read)), 1)
+        self.assertIn("four, after reading", str(inbox_notifications().filtered(
+            lambda n: not n.is_read).mail_message_id.body))
 
     def test_won_lead_is_not_reused(self):
         first = text_message("15550101234", "buy")
