@@ -39,11 +39,13 @@ class MetaWebhookController(http.Controller):
         """Subscription handshake: echo ``hub.challenge`` when the verify token matches."""
         return self._verify_subscription(params)
 
+    # auth="none" routes default to a read-only cursor; this one writes the inbox.
     @http.route("/crm/webhook/whatsapp", type="http", auth="none", methods=["POST"],
-                csrf=False, save_session=False)
+                csrf=False, save_session=False, readonly=False)
     def whatsapp_notification(self):
         """Store every message and status of a signed notification in the inbox."""
-        body = request.httprequest.get_data(cache=False)
+        # Kept cached: Odoo replays the request after a serialization failure.
+        body = request.httprequest.get_data()
         if not self._is_signed_by_meta(body):
             return _json({"error": "invalid signature"}, 403)
         try:

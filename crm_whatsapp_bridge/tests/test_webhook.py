@@ -77,6 +77,8 @@ class TestWhatsappWebhook(WhatsappTestMixin, HttpCase):
         self.assertFalse(self._inbox())
 
     def test_missing_app_secret_refuses(self):
+        # The parameter cache outlives this test's rollback: empty it again afterwards.
+        self.addCleanup(self.env.registry.clear_cache)
         self.env["ir.config_parameter"].sudo().set_param("crm_whatsapp_bridge.meta_app_secret", False)
         response = self._post(encode(notification([text_message("15550101234", "hi")])))
         self.assertEqual(response.status_code, 403)
