@@ -23,7 +23,10 @@ def model_xmlids():
     """``model_<name>`` ids of the models this addon defines (``_name = "..."``)."""
     names = set()
     for path in (ADDON / "models").glob("*.py"):
-        names.update(re.findall(r'^\s+_name = "([\w.]+)"', path.read_text(), flags=re.M))
+        source = path.read_text()
+        inherited = set(re.findall(r'"([\w.]+)"', " ".join(re.findall(r"^\s+_inherit = (.+)$", source, flags=re.M))))
+        # ``_name = X`` next to ``_inherit = [..., X]`` extends X rather than defining it.
+        names.update(set(re.findall(r'^\s+_name = "([\w.]+)"', source, flags=re.M)) - inherited)
     return {"model_" + name.replace(".", "_") for name in names}
 
 

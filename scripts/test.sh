@@ -61,8 +61,9 @@ ensure_postgres() {
 ensure_db_role() {
     # On a fresh machine the role Odoo connects with may not exist yet; create it when we can.
     if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1; then
-        su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname = '$PGUSER'\"" | grep -q 1 \
-            || su postgres -c "psql -qc \"CREATE ROLE \\\"$PGUSER\\\" LOGIN CREATEDB PASSWORD '$PGPASSWORD'\""
+        local as_postgres="env -u PGHOST -u PGPORT -u PGUSER -u PGPASSWORD psql -d postgres -qtA"
+        su postgres -c "$as_postgres -c \"SELECT 1 FROM pg_roles WHERE rolname = '$PGUSER'\"" | grep -q 1 \
+            || su postgres -c "$as_postgres -c \"CREATE ROLE \\\"$PGUSER\\\" LOGIN CREATEDB PASSWORD '$PGPASSWORD'\""
     fi
 }
 
