@@ -55,7 +55,9 @@ class CrmLead(models.Model):
             values["team_id"] = account.team_id.id
         if message.referral:
             values.update(self._whatsapp_referral_values(message.referral))
-        return self.create(values)
+        # The first WhatsApp message, posted right after, is what tells the salesperson:
+        # skip the separate "lead created" log and "you have been assigned" notice.
+        return self.with_context(mail_create_nolog=True, mail_auto_subscribe_no_notify=True).create(values)
 
     @api.model
     def _whatsapp_referral_values(self, referral):

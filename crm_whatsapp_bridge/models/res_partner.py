@@ -24,5 +24,6 @@ class ResPartner(models.Model):
             if partner:
                 partner.whatsapp_number = e164
         if not partner:
-            partner = self.create({"name": profile_name or e164, "phone": e164, "whatsapp_number": e164})
+            partner = self.with_context(mail_create_nolog=True).create(
+                {"name": profile_name or e164, "phone": e164, "whatsapp_number": e164})
         return partner
