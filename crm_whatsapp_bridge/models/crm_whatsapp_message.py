@@ -112,6 +112,8 @@ class CrmWhatsappMessage(models.Model):
         mail_message = lead.with_context(mail_create_nosubscribe=True, crm_whatsapp_inbound=True).message_post(
             body=self._chatter_body(message),
             author_id=partner.id,
+            # A WhatsApp customer usually has no email: say so instead of computing an address.
+            email_from=partner.email_formatted if partner.email else False,
             message_type="comment",
             subtype_xmlid="mail.mt_comment",
             partner_ids=lead.user_id.partner_id.ids,
