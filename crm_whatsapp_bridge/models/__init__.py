@@ -4,6 +4,8 @@ from . import (
     crm_lead,
     crm_whatsapp_account,
     crm_whatsapp_message,
+    crm_whatsapp_message_outbound,
+    crm_whatsapp_template,
     res_config_settings,
     res_partner,
 )

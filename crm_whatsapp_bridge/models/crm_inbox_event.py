@@ -26,6 +26,10 @@ class InboxDeadLetter(Exception):
     """An event that retrying cannot fix (malformed, or no receiving account)."""
 
 
+class InboxRetryLater(Exception):
+    """An event that arrived before what it refers to: try again later, without counting an attempt."""
+
+
 class CrmInboxEvent(models.Model):
     """Durable inbox of webhook events: stored by the webhook, processed by a cron.
 
@@ -209,8 +213,8 @@ class CrmInboxEvent(models.Model):
         message = str(exc) or type(exc).__name__
         if isinstance(exc, PayloadError):
             message = _("Malformed event: %s", message)
-        if isinstance(exc, (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)):
-            # A concurrency clash is not the event's fault: try again soon, uncounted.
+        if isinstance(exc, (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, InboxRetryLater)):
+            # A concurrency clash or an early event is not the event's fault: try again, uncounted.
             attempts = self.attempts
         if permanent or attempts >= MAX_ATTEMPTS:
             _logger.warning("Inbox event %s (%s) is dead after %s attempt(s): %s",
@@ -221,7 +225,8 @@ class CrmInboxEvent(models.Model):
         delay = RETRY_BASE_DELAY * (2 ** max(attempts - 1, 0))
         next_attempt = fields.Datetime.now() + delay
         _logger.warning("Inbox event %s (%s) failed (attempt %s), retrying at %s: %s",
-                        self.id, self.external_id, attempts, next_attempt, message, exc_info=True)
+                        self.id, self.external_id, attempts, next_attempt, message,
+                        exc_info=not isinstance(exc, InboxRetryLater))
         self.write({"attempts": attempts, "last_error": message, "next_attempt_at": next_attempt})
         self._trigger_processing(next_attempt)
         return False

@@ -1,11 +1,16 @@
 import logging
+from datetime import timedelta
 
-from odoo import _, models
+from odoo import _, fields, models
 
 from ..tools.payload import parse_message, parse_status
-from .crm_inbox_event import InboxDeadLetter
+from .crm_inbox_event import InboxDeadLetter, InboxRetryLater
 
 _logger = logging.getLogger(__name__)
+
+# Meta can report a status before the transaction that sent the message has committed
+# its wamid; such a status waits this long for its message before it is ignored.
+STATUS_WAIT_FOR_MESSAGE = timedelta(minutes=10)
 
 
 class CrmInboxEvent(models.Model):
@@ -52,6 +57,8 @@ class CrmInboxEvent(models.Model):
         wa_message = self.env["crm.whatsapp.message"].search(
             [("wamid", "=", status.wamid), ("direction", "=", "out")], limit=1)
         if not wa_message:
+            if self.create_date > fields.Datetime.now() - STATUS_WAIT_FOR_MESSAGE:
+                raise InboxRetryLater(_("The message %s is not known yet.", status.wamid))
             # Messages sent from outside Odoo (e.g. the WhatsApp Business app) have no record.
             _logger.info("Status %s for unknown outbound message %s ignored", status.status, status.wamid)
             return {"whatsapp_account_id": account.id}

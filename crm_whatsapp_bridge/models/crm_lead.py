@@ -1,4 +1,5 @@
 from odoo import _, api, fields, models
+from odoo.exceptions import UserError
 from odoo.tools import SQL
 
 
@@ -10,6 +11,9 @@ class CrmLead(models.Model):
     whatsapp_message_ids = fields.One2many("crm.whatsapp.message", "lead_id", "WhatsApp Messages")
     whatsapp_message_count = fields.Integer("WhatsApp Message Count", compute="_compute_whatsapp_stats")
     whatsapp_last_message_date = fields.Datetime("Last WhatsApp Message", compute="_compute_whatsapp_stats")
+    whatsapp_unread_count = fields.Integer(
+        "Unread WhatsApp Messages", readonly=True, copy=False,
+        help="Customer messages received since the salesperson last opened the lead.")
     whatsapp_ad_id = fields.Char("Ad ID", readonly=True,
                                  help="The Click-to-WhatsApp ad (or post) the conversation started from.")
     whatsapp_ad_source_type = fields.Char("Ad Source Type", readonly=True)
@@ -102,6 +106,33 @@ class CrmLead(models.Model):
             inbox_partner_ids, self._name, self.id, message.id))
         still_unread = {row[0] for row in self.env.cr.fetchall()}
         return [r for r in recipients if not (r["notif"] == "inbox" and r["id"] in still_unread)]
+
+    def action_whatsapp_mark_seen(self):
+        """The salesperson opened the lead: clear its unread badge and their WhatsApp inbox entries.
+
+        Only the salesperson (anyone, while the lead is unassigned) clears the badge,
+        so a manager glancing at the lead does not hide it from them.
+        """
+        leads = self.filtered(lambda lead: lead.whatsapp_unread_count and lead.user_id in (self.env.user, False))
+        if not leads:
+            return False
+        leads.check_access("write")
+        leads.sudo().whatsapp_unread_count = 0
+        notifications = self.env["mail.notification"].search([
+            ("res_partner_id", "=", self.env.user.partner_id.id),
+            ("notification_type", "=", "inbox"),
+            ("is_read", "=", False),
+            ("mail_message_id", "in", leads.whatsapp_message_ids.mail_message_id.ids),
+        ])
+        notifications.write({"is_read": True, "read_date": fields.Datetime.now()})
+        return True
+
+    def action_whatsapp_compose(self):
+        """Open the WhatsApp composer for this lead's customer."""
+        self.ensure_one()
+        if not self.partner_id:
+            raise UserError(_("Set the lead's customer before sending a WhatsApp message."))
+        return self.env["crm.whatsapp.composer"]._open_action("crm.lead", self.id)
 
     def action_open_whatsapp_messages(self):
         self.ensure_one()

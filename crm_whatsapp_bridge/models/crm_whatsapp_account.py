@@ -1,6 +1,7 @@
 from odoo import _, api, fields, models
+from odoo.exceptions import UserError
 
-from ..tools.graph_client import DEFAULT_GRAPH_URL, GraphClient
+from ..tools.graph_client import DEFAULT_GRAPH_URL, GraphApiError, GraphClient
 
 GRAPH_URL_PARAM = "crm_whatsapp_bridge.graph_url"
 
@@ -31,6 +32,8 @@ class CrmWhatsappAccount(models.Model):
     company_id = fields.Many2one("res.company", default=lambda self: self.env.company, required=True)
     active = fields.Boolean(default=True)
     lead_count = fields.Integer(compute="_compute_lead_count")
+    template_ids = fields.One2many("crm.whatsapp.template", "account_id", "Templates")
+    template_count = fields.Integer(compute="_compute_template_count")
 
     _sql_constraints = [
         ("phone_number_id_uniq", "unique(phone_number_id)",
@@ -42,6 +45,49 @@ class CrmWhatsappAccount(models.Model):
             [("whatsapp_account_id", "in", self.ids)], ["whatsapp_account_id"], ["__count"]))
         for account in self:
             account.lead_count = counts.get(account, 0)
+
+    @api.depends("template_ids")
+    def _compute_template_count(self):
+        counts = dict(self.env["crm.whatsapp.template"]._read_group(
+            [("account_id", "in", self.ids)], ["account_id"], ["__count"]))
+        for account in self:
+            account.template_count = counts.get(account, 0)
+
+    def action_sync_templates(self):
+        """Fetch the message templates of each number's WABA from Meta."""
+        totals = [0, 0, 0]
+        for account in self:
+            if not account.waba_id:
+                raise UserError(_("Set the WhatsApp Business Account ID of %s to sync its templates.", account.name))
+            try:
+                counts = self.env["crm.whatsapp.template"]._sync_account(account)
+            except GraphApiError as exc:
+                help_text = self.env["crm.whatsapp.message"]._explain_error(exc.code) if exc.code is not None else False
+                raise UserError(_("Meta refused to list the templates of %(number)s: %(error)s",
+                                  number=account.name, error=help_text or exc)) from exc
+            totals = [total + count for total, count in zip(totals, counts, strict=True)]
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "success",
+                "title": _("WhatsApp templates synchronised"),
+                "message": _("%(created)s new, %(updated)s updated, %(archived)s archived.",
+                             created=totals[0], updated=totals[1], archived=totals[2]),
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+            },
+        }
+
+    def action_open_templates(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Templates of %s", self.name),
+            "res_model": "crm.whatsapp.template",
+            "view_mode": "list,form",
+            "domain": [("account_id", "=", self.id)],
+            "context": {"default_account_id": self.id},
+        }
 
     def action_open_leads(self):
         self.ensure_one()

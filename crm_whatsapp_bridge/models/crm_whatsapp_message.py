@@ -37,7 +37,8 @@ class CrmWhatsappMessage(models.Model):
     _order = "message_date desc, id desc"
     _rec_name = "wamid"
 
-    wamid = fields.Char("WhatsApp Message ID", required=True, readonly=True)
+    # Empty only for an outbound message Meta has not accepted yet.
+    wamid = fields.Char("WhatsApp Message ID", readonly=True, copy=False)
     direction = fields.Selection([("in", "Received"), ("out", "Sent")], required=True, readonly=True)
     account_id = fields.Many2one("crm.whatsapp.account", "WhatsApp Number", required=True,
                                  readonly=True, ondelete="restrict", index=True)
@@ -120,6 +121,7 @@ class CrmWhatsappMessage(models.Model):
             attachment_ids=attachments.ids,
         )
         wa_message.write({"attachment_ids": [(6, 0, attachments.ids)], "mail_message_id": mail_message.id})
+        lead.whatsapp_unread_count += 1
         return wa_message
 
     def _attachment_name(self, message, mime_type):

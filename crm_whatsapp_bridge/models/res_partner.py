@@ -1,4 +1,5 @@
-from odoo import api, fields, models
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
 
 
 class ResPartner(models.Model):
@@ -27,3 +28,10 @@ class ResPartner(models.Model):
             partner = self.with_context(mail_create_nolog=True).create(
                 {"name": profile_name or e164, "phone": e164, "whatsapp_number": e164})
         return partner
+
+    def action_whatsapp_compose(self):
+        """Open the WhatsApp composer for this contact."""
+        self.ensure_one()
+        if not (self.whatsapp_number or self.phone_sanitized):
+            raise UserError(_("%s has no WhatsApp number or valid phone number.", self.display_name))
+        return self.env["crm.whatsapp.composer"]._open_action("res.partner", self.id)

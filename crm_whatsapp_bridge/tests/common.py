@@ -103,3 +103,11 @@ class WhatsappTestMixin:
 
     def event_of(self, external_id):
         return self.env["crm.inbox.event"].search([("external_id", "=", external_id)])
+
+
+def bus_payloads(env, user, notification_type):
+    """Payloads of the bus notifications of one type sent to ``user`` (written at commit)."""
+    env.cr.precommit.run()
+    channel = f'"res.partner",{user.partner_id.id}]'
+    messages = [json.loads(b.message) for b in env["bus.bus"].sudo().search([("channel", "like", channel)])]
+    return [m["payload"] for m in messages if m["type"] == notification_type]

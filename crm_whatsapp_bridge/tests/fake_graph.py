@@ -1,4 +1,4 @@
-"""A local stand-in for Meta's Graph API media endpoints, speaking its wire format.
+"""A local stand-in for Meta's Graph API (Cloud API messages, media, templates), speaking its wire format.
 
 Tests script its answers per path and read back the exact requests it received.
 """
@@ -41,10 +41,15 @@ class FakeGraphServer:
 
     @Request.application
     def _app(self, request):
+        uploaded = {name: (f.filename, f.read(), f.mimetype) for name, f in request.files.items()}
         self.requests.append({
             "method": request.method,
             "path": request.path,
             "authorization": request.headers.get("Authorization"),
+            "args": request.args.to_dict(),
+            "json": request.get_json(silent=True) if request.is_json else None,
+            "form": request.form.to_dict(),
+            "files": uploaded,
         })
         answers = self._scripted.get(request.path)
         if not answers:
@@ -58,6 +63,9 @@ class FakeGraphServer:
 
     def paths(self):
         return [req["path"] for req in self.requests]
+
+    def received(self, path, method="POST"):
+        return [req for req in self.requests if req["path"] == path and req["method"] == method]
 
 
 def _graph_error(status, code, message):

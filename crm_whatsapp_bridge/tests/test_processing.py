@@ -1,11 +1,10 @@
-import json
 from datetime import datetime, timedelta
 
 from odoo import fields
 from odoo.tests import TransactionCase, tagged
 
 from ..models import crm_inbox_event
-from .common import WhatsappTestMixin, notification, text_message, typed_message
+from .common import WhatsappTestMixin, bus_payloads, notification, text_message, typed_message
 from .fake_graph import FakeGraphServer, graph_error_body
 
 CTWA_REFERRAL = {
@@ -75,11 +74,7 @@ class TestInboxProcessing(WhatsappTestMixin, TransactionCase):
     def test_salesperson_gets_bus_toast_with_lead(self):
         self.store(notification([text_message("15550101260", "hello")], contacts={"15550101260": "Nadia"}))
         self.process_all()
-        self.env.cr.precommit.run()  # bus notifications are written when the transaction commits
-        channel = f'"res.partner",{self.salesperson.partner_id.id}]'
-        bus = self.env["bus.bus"].sudo().search([("channel", "like", channel)])
-        payloads = [json.loads(b.message) for b in bus]
-        toasts = [p["payload"] for p in payloads if p["type"] == "crm_whatsapp_bridge/new_message"]
+        toasts = bus_payloads(self.env, self.salesperson, "crm_whatsapp_bridge/new_message")
         lead = self.env["crm.lead"].search([("partner_id.name", "=", "Nadia")])
         self.assertEqual(len(toasts), 1)
         self.assertEqual(toasts[0]["lead_id"], lead.id)
@@ -90,11 +85,8 @@ class TestInboxProcessing(WhatsappTestMixin, TransactionCase):
                                  text_message("15550101262", "c")],
                                 contacts={"15550101261": "Fadi", "15550101262": "Hana"}))
         self.process_all()
-        self.env.cr.precommit.run()
-        channel = f'"res.partner",{self.salesperson.partner_id.id}]'
-        bus = self.env["bus.bus"].sudo().search([("channel", "like", channel)])
-        toasts = sorted(json.loads(b.message)["payload"]["message"] for b in bus
-                        if json.loads(b.message)["type"] == "crm_whatsapp_bridge/new_message")
+        toasts = sorted(p["message"] for p in bus_payloads(self.env, self.salesperson,
+                                                           "crm_whatsapp_bridge/new_message"))
         self.assertEqual(toasts, ["2 new WhatsApp messages from Fadi", "New WhatsApp message from Hana"])
 
     def test_next_messages_reuse_the_open_lead(self):
@@ -338,8 +330,27 @@ class TestInboxProcessing(WhatsappTestMixin, TransactionCase):
         self.assertEqual((failing.state, failing.error_code, failing.error_message),
                          ("failed", 131047, "More than 24 hours have passed."))
 
-    def test_status_for_unknown_message_is_done(self):
+    def test_status_before_its_message_waits_then_is_ignored(self):
         self.store(notification(statuses=[{"id": "wamid.NOPE", "status": "sent", "timestamp": "1732450700",
                                            "recipient_id": "15550101234"}]))
         self.process_all()
-        self.assertEqual(self.event_of("wamid.NOPE:sent").state, "done")
+        event = self.event_of("wamid.NOPE:sent")
+        self.assertEqual((event.state, event.attempts), ("pending", 0), "may be a message not committed yet")
+        self.assertTrue(event.next_attempt_at)
+        # Ten minutes later the message still is not known: sent from outside Odoo, ignored.
+        self.env.cr.execute("UPDATE crm_inbox_event SET create_date = create_date - interval '11 minutes', "
+                            "next_attempt_at = NULL WHERE id = %s", [event.id])
+        event.invalidate_recordset()
+        self.process_all()
+        self.assertEqual(event.state, "done")
+
+    def test_status_waiting_for_its_message_is_applied_once_it_exists(self):
+        self.store(notification(statuses=[{"id": "wamid.LATE", "status": "delivered", "timestamp": "1732450700",
+                                           "recipient_id": "15550101234"}]))
+        self.process_all()
+        message = self.env["crm.whatsapp.message"].create({
+            "wamid": "wamid.LATE", "direction": "out", "account_id": self.account.id,
+            "wa_id": "15550101234", "state": "queued", "body": "sent from Odoo"})
+        self.event_of("wamid.LATE:delivered").next_attempt_at = False
+        self.process_all()
+        self.assertEqual(message.state, "delivered")

@@ -114,13 +114,53 @@ class GraphClient:
             with attempt:
                 return self._send_once(method, url, **kwargs)
 
-    def get_json(self, path, **params):
-        """GET ``<base_url>/<path>`` and return the decoded JSON object."""
-        response = self.request("GET", f"{self.base_url}/{path.lstrip('/')}", params=params or None)
+    def _call_json(self, method, path_or_url, **kwargs):
+        url = path_or_url if "://" in path_or_url else f"{self.base_url}/{path_or_url.lstrip('/')}"
+        response = self.request(method, url, **kwargs)
         try:
             return response.json()
         except ValueError as exc:
             raise GraphApiError("Graph API answered something that is not JSON") from exc
+
+    def get_json(self, path, **params):
+        """GET ``<base_url>/<path>`` and return the decoded JSON object."""
+        return self._call_json("GET", path, params=params or None)
+
+    def iter_pages(self, path, **params):
+        """Yield the items of a paged Graph edge, following ``paging.next`` to the end."""
+        page = self.get_json(path, **params)
+        while True:
+            yield from page.get("data") or []
+            next_url = (page.get("paging") or {}).get("next")
+            if not next_url or not page.get("data"):
+                return
+            page = self._call_json("GET", next_url)
+
+    def send_message(self, phone_number_id, message):
+        """POST a Cloud API message object; return the wamid Meta accepted it under."""
+        answer = self._call_json("POST", f"{phone_number_id}/messages", json=message)
+        accepted = answer.get("messages") or [{}]
+        wamid = accepted[0].get("id")
+        if not wamid:
+            raise GraphApiError("Graph API accepted the message but returned no message id")
+        return wamid
+
+    def upload_media(self, phone_number_id, content, mime_type, filename):
+        """Upload a file to the Cloud API media store; return its media id."""
+        answer = self._call_json(
+            "POST", f"{phone_number_id}/media",
+            data={"messaging_product": "whatsapp", "type": mime_type},
+            files={"file": (filename, content, mime_type)},
+        )
+        if not answer.get("id"):
+            raise GraphApiError("Graph API stored the media but returned no media id")
+        return answer["id"]
+
+    def message_templates(self, waba_id):
+        """Every message template of a WhatsApp Business Account (all pages)."""
+        return list(self.iter_pages(
+            f"{waba_id}/message_templates",
+            fields="name,status,category,language,components,parameter_format", limit=100))
 
     def download_media(self, media_id):
         """Resolve a media id and download its bytes.

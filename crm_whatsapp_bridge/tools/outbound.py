@@ -1,0 +1,143 @@
+"""Cloud API message objects for what salespeople send, and message templates.
+
+Plain Python: the models decide what to send, these functions give it Meta's shape
+(``POST /<phone-number-id>/messages``) and read Meta's template definitions.
+"""
+
+import re
+from dataclasses import dataclass, field
+
+PLACEHOLDER_RE = re.compile(r"{{\s*([A-Za-z0-9_]+)\s*}}")
+
+# What the Cloud API accepts per media message type; anything else goes as a document.
+MEDIA_MIME_TYPES = {
+    "image": {"image/jpeg", "image/png"},
+    "video": {"video/mp4", "video/3gpp"},
+    "audio": {"audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"},
+}
+
+
+def media_kind(mime_type):
+    """The message type (image, video, audio, document) a file of this MIME type is sent as."""
+    mime_type = (mime_type or "").split(";")[0].strip().lower()
+    for kind, accepted in MEDIA_MIME_TYPES.items():
+        if mime_type in accepted:
+            return kind
+    return "document"
+
+
+def recipient(e164):
+    """Meta's ``to``: the international number with digits only."""
+    return re.sub(r"\D", "", e164 or "")
+
+
+def _envelope(to, message_type, content, reply_to=None):
+    message = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": recipient(to),
+        "type": message_type,
+        message_type: content,
+    }
+    if reply_to:
+        message["context"] = {"message_id": reply_to}
+    return message
+
+
+def text_message(to, body, reply_to=None):
+    """A free-form text message (only inside the 24-hour customer-service window)."""
+    return _envelope(to, "text", {"body": body, "preview_url": False}, reply_to)
+
+
+def media_message(to, kind, media_id, caption=None, filename=None, reply_to=None):
+    """An image/video/audio/document message of an uploaded media id."""
+    content = {"id": media_id}
+    if caption and kind in ("image", "video", "document"):
+        content["caption"] = caption
+    if filename and kind == "document":
+        content["filename"] = filename
+    return _envelope(to, kind, content, reply_to)
+
+
+def placeholders(text):
+    """The distinct ``{{n}}`` / ``{{name}}`` keys of a template text, in order of appearance."""
+    seen = []
+    for key in PLACEHOLDER_RE.findall(text or ""):
+        if key not in seen:
+            seen.append(key)
+    return seen
+
+
+def render(text, values):
+    """The text with each placeholder replaced by its value (unknown ones left visible)."""
+    return PLACEHOLDER_RE.sub(lambda match: str(values.get(match.group(1), match.group(0))), text or "")
+
+
+@dataclass
+class TemplateDefinition:
+    """A message template as the WABA's ``message_templates`` edge describes it."""
+
+    name: str
+    language: str
+    category: str = ""
+    status: str = ""
+    template_id: str = ""
+    parameter_format: str = "POSITIONAL"
+    header: str = ""
+    header_format: str = ""
+    body: str = ""
+    footer: str = ""
+    buttons: list = field(default_factory=list)
+    unsupported_reason: str = ""
+
+    @property
+    def placeholders(self):
+        return placeholders(self.body)
+
+
+def parse_template(raw):
+    """Build a :class:`TemplateDefinition` from one item of ``message_templates``."""
+    definition = TemplateDefinition(
+        name=raw.get("name") or "",
+        language=raw.get("language") or "",
+        category=raw.get("category") or "",
+        status=raw.get("status") or "",
+        template_id=str(raw.get("id") or ""),
+        parameter_format=raw.get("parameter_format") or "POSITIONAL",
+    )
+    reasons = []
+    for component in raw.get("components") or []:
+        kind = (component.get("type") or "").upper()
+        if kind == "HEADER":
+            definition.header_format = (component.get("format") or "TEXT").upper()
+            definition.header = component.get("text") or ""
+            if definition.header_format != "TEXT":
+                reasons.append(f"{definition.header_format.lower()} header")
+            elif placeholders(definition.header):
+                reasons.append("header with variables")
+        elif kind == "BODY":
+            definition.body = component.get("text") or ""
+        elif kind == "FOOTER":
+            definition.footer = component.get("text") or ""
+        elif kind == "BUTTONS":
+            for button in component.get("buttons") or []:
+                definition.buttons.append(button.get("text") or "")
+                if placeholders(button.get("url") or ""):
+                    reasons.append("button with a variable URL")
+    definition.unsupported_reason = ", ".join(reasons)
+    return definition
+
+
+def template_message(to, name, language, values=None, parameter_format="POSITIONAL", body=""):
+    """A template message whose body placeholders are filled from ``values`` (key -> text)."""
+    content = {"name": name, "language": {"code": language}}
+    keys = placeholders(body)
+    if keys:
+        parameters = []
+        for key in keys:
+            parameter = {"type": "text", "text": str((values or {}).get(key, ""))}
+            if parameter_format == "NAMED":
+                parameter["parameter_name"] = key
+            parameters.append(parameter)
+        content["components"] = [{"type": "body", "parameters": parameters}]
+    return _envelope(to, "template", content)
