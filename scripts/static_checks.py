@@ -22,7 +22,7 @@ def check(condition, message):
 def model_xmlids():
     """``model_<name>`` ids of the models this addon defines (``_name = "..."``)."""
     names = set()
-    for path in (ADDON / "models").glob("*.py"):
+    for path in [*(ADDON / "models").glob("*.py"), *(ADDON / "wizard").glob("*.py")]:
         source = path.read_text()
         inherited = set(re.findall(r'"([\w.]+)"', " ".join(re.findall(r"^\s+_inherit = (.+)$", source, flags=re.M))))
         # ``_name = X`` next to ``_inherit = [..., X]`` extends X rather than defining it.

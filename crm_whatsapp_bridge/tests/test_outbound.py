@@ -1,6 +1,6 @@
 import base64
-import re
 import json
+import re
 import time
 from pathlib import Path
 
