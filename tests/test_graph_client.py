@@ -86,3 +86,54 @@ def test_error_classification_uses_details(load_sample):
     error = error_from_response(FakeResponse())
     assert str(error).startswith("Message failed to send because more than 24 hours")
     assert "(code 131047)" in str(error)
+
+
+def test_send_message_posts_json_and_returns_wamid(httpserver, client, load_sample):
+    message = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "15550101234",
+               "type": "text", "text": {"body": "مرحبا", "preview_url": False}}
+    httpserver.expect_request("/v26.0/109876543210001/messages", method="POST", json=message, headers={
+        "Authorization": f"Bearer {TOKEN}"}).respond_with_json(load_sample("whatsapp_send_ok"))
+    assert client.send_message("109876543210001", message) == \
+        "wamid.HBgLMTU1NTAxMDEyMzQVAgARGBJGNTc3QkQ1RUQ1NjMyNzk4QjAA"
+    httpserver.check_assertions()
+
+
+def test_send_message_throttled_then_accepted(httpserver, client, load_sample):
+    handler, calls = _graph_error_handler([
+        (400, load_sample("whatsapp_send_error_130429")), (200, load_sample("whatsapp_send_ok"))])
+    httpserver.expect_request("/v26.0/1/messages", method="POST").respond_with_handler(handler)
+    assert client.send_message("1", {"type": "text"}).startswith("wamid.")
+    assert len(calls) == 2
+
+
+def test_send_message_outside_window_is_not_retried(httpserver, client, load_sample):
+    handler, calls = _graph_error_handler([(400, load_sample("whatsapp_send_error_131047"))])
+    httpserver.expect_request("/v26.0/1/messages", method="POST").respond_with_handler(handler)
+    with pytest.raises(GraphApiError) as info:
+        client.send_message("1", {"type": "text"})
+    assert (len(calls), info.value.code, info.value.retryable) == (1, 131047, False)
+
+
+def test_upload_media_sends_multipart(httpserver, client):
+    received = []
+
+    def handler(request):
+        received.append((request.form.to_dict(), {k: (f.filename, f.read(), f.mimetype)
+                                                  for k, f in request.files.items()}))
+        return Response(json.dumps({"id": "media-1"}), content_type="application/json")
+
+    httpserver.expect_request("/v26.0/1/media", method="POST").respond_with_handler(handler)
+    assert client.upload_media("1", b"%PDF-1.4", "application/pdf", "quote.pdf") == "media-1"
+    assert received == [({"messaging_product": "whatsapp", "type": "application/pdf"},
+                         {"file": ("quote.pdf", b"%PDF-1.4", "application/pdf")})]
+
+
+def test_message_templates_follow_paging(httpserver, client):
+    second_page = httpserver.url_for("/v26.0/waba/message_templates") + "?after=CURSOR2"
+    httpserver.expect_ordered_request("/v26.0/waba/message_templates", query_string={
+        "fields": "name,status,category,language,components,parameter_format", "limit": "100"},
+    ).respond_with_json({"data": [{"name": "a"}], "paging": {"cursors": {"after": "CURSOR2"}, "next": second_page}})
+    httpserver.expect_ordered_request("/v26.0/waba/message_templates", query_string={"after": "CURSOR2"}) \
+        .respond_with_json({"data": [{"name": "b"}], "paging": {"cursors": {"before": "CURSOR2"}}})
+    assert [t["name"] for t in client.message_templates("waba")] == ["a", "b"]
+    httpserver.check_assertions()

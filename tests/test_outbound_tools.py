@@ -1,0 +1,69 @@
+import pytest
+
+from crm_whatsapp_bridge.tools import outbound
+
+
+@pytest.mark.parametrize("mime, kind", [
+    ("image/jpeg", "image"), ("image/png", "image"), ("video/mp4", "video"), ("audio/ogg; codecs=opus", "audio"),
+    ("application/pdf", "document"), ("image/gif", "document"), ("", "document"),
+])
+def test_media_kind(mime, kind):
+    assert outbound.media_kind(mime) == kind
+
+
+def test_recipient_keeps_digits_only():
+    assert outbound.recipient("+966 50 123 4567") == "966501234567"
+
+
+def test_text_message_with_reply_context():
+    assert outbound.text_message("+15550101234", "Hello", reply_to="wamid.IN1") == {
+        "messaging_product": "whatsapp", "recipient_type": "individual", "to": "15550101234", "type": "text",
+        "text": {"body": "Hello", "preview_url": False}, "context": {"message_id": "wamid.IN1"}}
+
+
+def test_media_message_caption_and_filename_only_where_allowed():
+    document = outbound.media_message("1555", "document", "m1", caption="Quote", filename="q.pdf")
+    assert document["document"] == {"id": "m1", "caption": "Quote", "filename": "q.pdf"}
+    audio = outbound.media_message("1555", "audio", "m2", caption="ignored", filename="a.ogg")
+    assert audio["audio"] == {"id": "m2"}
+
+
+def test_placeholders_and_render():
+    body = "Hi {{1}}, your order {{2}} ships {{ 3 }}. Thanks {{1}}!"
+    assert outbound.placeholders(body) == ["1", "2", "3"]
+    assert outbound.render(body, {"1": "Layla", "2": "#7", "3": "today"}) == \
+        "Hi Layla, your order #7 ships today. Thanks Layla!"
+    assert outbound.render("{{1}} and {{9}}", {"1": "x"}) == "x and {{9}}"
+
+
+def test_template_message_positional_and_named():
+    positional = outbound.template_message("+1555", "quote", "ar", {"1": "Layla", "2": "Q-7"},
+                                           body="Hello {{1}}, quote {{2}}")
+    assert positional["template"] == {"name": "quote", "language": {"code": "ar"}, "components": [
+        {"type": "body", "parameters": [{"type": "text", "text": "Layla"}, {"type": "text", "text": "Q-7"}]}]}
+    named = outbound.template_message("+1555", "greet", "en_US", {"first_name": "Omar"}, "NAMED",
+                                      body="Hi {{first_name}}")
+    assert named["template"]["components"][0]["parameters"] == [
+        {"type": "text", "text": "Omar", "parameter_name": "first_name"}]
+    plain = outbound.template_message("+1555", "hello_world", "en_US", body="Hello World")
+    assert "components" not in plain["template"]
+
+
+def test_parse_template_reads_components_and_flags_what_cannot_be_filled():
+    definition = outbound.parse_template({
+        "name": "order_update", "language": "ar", "status": "APPROVED", "category": "UTILITY", "id": "42",
+        "components": [
+            {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}"},
+            {"type": "BODY", "text": "مرحبا {{1}}، طلبك {{2}} في الطريق"},
+            {"type": "FOOTER", "text": "Acme"},
+            {"type": "BUTTONS", "buttons": [{"type": "URL", "text": "Track", "url": "https://x.test/{{1}}"},
+                                            {"type": "QUICK_REPLY", "text": "Call me"}]},
+        ]})
+    assert (definition.name, definition.language, definition.status, definition.template_id) == \
+        ("order_update", "ar", "APPROVED", "42")
+    assert definition.placeholders == ["1", "2"]
+    assert (definition.header, definition.footer, definition.buttons) == ("Order {{1}}", "Acme", ["Track", "Call me"])
+    assert definition.unsupported_reason == "header with variables, button with a variable URL"
+    image = outbound.parse_template({"name": "promo", "language": "en", "components": [
+        {"type": "HEADER", "format": "IMAGE"}, {"type": "BODY", "text": "Sale"}]})
+    assert image.unsupported_reason == "image header"
