@@ -21,12 +21,13 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
 import odoo
 from odoo import SUPERUSER_ID, api, fields
 from odoo.modules.registry import Registry
 from odoo.tools import config
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
 
 GRAPH_URL_PARAM = "crm_whatsapp_bridge.graph_url"
 

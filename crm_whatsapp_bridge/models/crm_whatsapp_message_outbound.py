@@ -37,33 +37,32 @@ class CrmWhatsappMessage(models.Model):
 
     def _explain_error(self, code):
         """Plain words for a Cloud API error code (what it means, what to do)."""
-        _t = self.env._
         if code == 131047:
-            return _t("More than 24 hours have passed since the customer last wrote. Only an approved "
+            return _("More than 24 hours have passed since the customer last wrote. Only an approved "
                       "template can reopen the conversation.")
         if code == 131026:
-            return _t("WhatsApp could not deliver the message: the number may not use WhatsApp, may have "
+            return _("WhatsApp could not deliver the message: the number may not use WhatsApp, may have "
                       "blocked this business, or has an outdated app.")
         if code in (131048, 131049):
-            return _t("Meta held the message back to protect the customer experience (spam or ecosystem "
+            return _("Meta held the message back to protect the customer experience (spam or ecosystem "
                       "limits). Do not resend it now.")
         if code in (0, 190):
-            return _t("Meta refused the WhatsApp number's access token (expired or revoked). An "
+            return _("Meta refused the WhatsApp number's access token (expired or revoked). An "
                       "administrator must set a new token on the WhatsApp number.")
         if code == 10 or 200 <= code < 300:
-            return _t("The access token lacks a permission (whatsapp_business_messaging). An "
+            return _("The access token lacks a permission (whatsapp_business_messaging). An "
                       "administrator must fix the token.")
         if code in (4, 80007, 130429, 131056):
-            return _t("Meta's sending limits were reached. Wait a moment, then retry.")
+            return _("Meta's sending limits were reached. Wait a moment, then retry.")
         if 132000 <= code <= 132016:
-            return _t("Meta refused the template (variables, or the template is paused or disabled). "
+            return _("Meta refused the template (variables, or the template is paused or disabled). "
                       "Check the template, then send again.")
         if code == 131051:
-            return _t("WhatsApp does not support this kind of message.")
+            return _("WhatsApp does not support this kind of message.")
         if code == 100:
-            return _t("Meta refused a parameter of the message (for example the number or the file).")
+            return _("Meta refused a parameter of the message (for example the number or the file).")
         if code in (1, 2, 131000):
-            return _t("Meta had a temporary problem. Retry in a moment.")
+            return _("Meta had a temporary problem. Retry in a moment.")
         return False
 
     # ------------------------------------------------------------------
