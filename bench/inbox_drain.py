@@ -19,15 +19,13 @@ new customers, stored in the inbox exactly as the webhook stores them.
 It prints messages/s for each and their ratio.
 """
 
-import argparse
 import importlib
 import time
 import uuid
 
-import odoo
+from odoo_bench import database_parser, open_registry
+
 from odoo import SUPERUSER_ID, api
-from odoo.modules.registry import Registry
-from odoo.tools import config
 
 # Filled in by main(): the addon is importable only once Odoo knows its addons path.
 payload = None
@@ -95,18 +93,14 @@ def addon_drain(registry, chunk_size):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config", required=True, help="Odoo configuration file")
-    parser.add_argument("-d", "--database", required=True)
+    parser = database_parser(__doc__)
     parser.add_argument("--events", type=int, default=600)
     parser.add_argument("--senders", type=int, default=60)
     parser.add_argument("--chunk", type=int, default=50)
     args = parser.parse_args()
-    config.parse_config(["-c", args.config, "-d", args.database, "--log-level=warn"])
-    odoo.service.server.load_server_wide_modules()
+    registry = open_registry(args)
     global payload
     payload = importlib.import_module("odoo.addons.crm_whatsapp_bridge.tools.payload")
-    registry = Registry(args.database)
     phone_number_id = f"88{uuid.uuid4().int % 10**12:012d}"
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})

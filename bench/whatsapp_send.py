@@ -14,20 +14,17 @@ answers at once, so the numbers are Odoo's own cost per send: composer, message
 record, chatter note, HTTP call and commit.
 """
 
-import argparse
 import json
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+from odoo_bench import database_parser, open_registry
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-import odoo
 from odoo import SUPERUSER_ID, api, fields
-from odoo.modules.registry import Registry
-from odoo.tools import config
 
 GRAPH_URL_PARAM = "crm_whatsapp_bridge.graph_url"
 
@@ -94,17 +91,12 @@ def run(registry, user_id, lead_ids, messages, threads):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config", required=True, help="Odoo configuration file")
-    parser.add_argument("-d", "--database", required=True)
+    parser = database_parser(__doc__)
     parser.add_argument("--messages", type=int, default=300)
     parser.add_argument("--customers", type=int, default=50)
     parser.add_argument("--threads", default="1,4", help="comma-separated numbers of concurrent salespeople")
     args = parser.parse_args()
-    config.parse_config(["-c", args.config, "-d", args.database, "--log-level=warn",
-                         "--db_maxconn=64"])
-    odoo.service.server.load_server_wide_modules()
-    registry = Registry(args.database)
+    registry = open_registry(args, "--db_maxconn=64")
     fake = FakeCloudApi()
     with registry.cursor() as cr:
         params = api.Environment(cr, SUPERUSER_ID, {})["ir.config_parameter"]
