@@ -11,7 +11,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 ADDON = REPO / "crm_whatsapp_bridge"
-SAMPLES = Path(os.environ.get("CWB_SAMPLES_DIR", REPO.parent / "shared" / "spec" / "samples"))
+# The API samples of shared/spec/samples, kept with the addon so its tests run from any checkout.
+SAMPLES = Path(os.environ.get("CWB_SAMPLES_DIR", ADDON / "tests" / "samples"))
 
 if "crm_whatsapp_bridge" not in sys.modules:
     package = types.ModuleType("crm_whatsapp_bridge")

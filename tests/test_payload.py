@@ -36,7 +36,7 @@ def test_every_webhook_sample_parses(load_sample, name):
 
 
 def test_webhook_samples_are_present():
-    assert len(WEBHOOK_SAMPLES) >= 15, "shared/spec/samples should hold the WhatsApp webhook samples"
+    assert len(WEBHOOK_SAMPLES) >= 15, "crm_whatsapp_bridge/tests/samples should hold the WhatsApp webhook samples"
 
 
 def test_text(load_sample):

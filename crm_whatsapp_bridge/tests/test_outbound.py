@@ -10,7 +10,7 @@ from odoo.tests import Form, HttpCase, TransactionCase, tagged
 from .common import PHONE_NUMBER_ID, WABA_ID, WhatsappTestMixin, bus_payloads, notification, text_message
 from .fake_graph import FakeGraphServer, graph_error_body
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "samples"
+SAMPLES = Path(__file__).resolve().parent / "samples"
 SEND_OK = {"messaging_product": "whatsapp", "contacts": [{"input": "15550101234", "wa_id": "15550101234"}],
            "messages": [{"id": "wamid.SENT-OK-1"}]}
 MESSAGES_PATH = f"/{PHONE_NUMBER_ID}/messages"
