@@ -21,6 +21,7 @@
         "views/crm_lead_views.xml",
         "views/res_partner_views.xml",
         "views/res_config_settings_views.xml",
+        "views/crm_lead_report_views.xml",
         "wizard/crm_whatsapp_composer_views.xml",
         "views/menus.xml",
     ],

@@ -1,0 +1,116 @@
+"""Query parameters and cursors of the JSON API (``/crm/leads``, ``/crm/stats``).
+
+Plain Python: the controller turns :class:`ApiError` into a JSON error answer.
+"""
+
+import base64
+import binascii
+import json
+from datetime import date, datetime, time, timezone
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+LEAD_TYPES = ("lead", "opportunity")
+
+
+class ApiError(Exception):
+    """An error the API answers with ``{"error": {"code", "message"}}`` and an HTTP status."""
+
+    def __init__(self, status, code, message):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def as_json(self):
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+def bad_parameter(name, message):
+    return ApiError(400, "invalid_parameter", f"{name}: {message}")
+
+
+def parse_limit(raw):
+    """``limit``: 1 to 500, 50 when absent."""
+    if raw in (None, ""):
+        return DEFAULT_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise bad_parameter("limit", "must be an integer") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise bad_parameter("limit", f"must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def parse_id(name, raw):
+    """A positive record id, or None when the parameter is absent."""
+    if raw in (None, ""):
+        return None
+    if not raw.isdigit() or int(raw) == 0:
+        raise bad_parameter(name, "must be a positive integer id")
+    return int(raw)
+
+
+def parse_datetime(name, raw):
+    """An ISO 8601 date or date-time as a naive UTC datetime (Odoo's storage), or None.
+
+    A date alone means midnight UTC; an offset is converted to UTC.
+    """
+    if raw in (None, ""):
+        return None
+    value = raw.strip().replace("Z", "+00:00")
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), time.min)
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise bad_parameter(name, "must be an ISO 8601 date or date-time, e.g. 2026-11-01T08:00:00Z") from None
+    if parsed.tzinfo:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+def parse_choice(name, raw, choices):
+    if raw in (None, ""):
+        return None
+    if raw not in choices:
+        raise bad_parameter(name, f"must be one of {', '.join(choices)}")
+    return raw
+
+
+def encode_cursor(write_date, record_id):
+    """An opaque cursor for the keyset position just after (write_date, id)."""
+    raw = json.dumps([write_date.isoformat(timespec="microseconds"), record_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor):
+    """The (write_date, id) position of a cursor made by :func:`encode_cursor`."""
+    if cursor in (None, ""):
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        stamp, record_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        position = datetime.fromisoformat(stamp), int(record_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise bad_parameter("cursor", "is not a cursor returned by this API") from None
+    if position[0].tzinfo:
+        raise bad_parameter("cursor", "is not a cursor returned by this API")
+    return position
+
+
+def rate(numerator, denominator):
+    """A ratio rounded to 4 decimals, or None when the denominator is zero."""
+    return round(numerator / denominator, 4) if denominator else None
+
+
+def median(values):
+    """The median of a list of numbers, or None for an empty list."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
