@@ -1,1 +1,1 @@
-from . import test_concurrency, test_outbound, test_processing, test_security, test_webhook
+from . import test_api, test_concurrency, test_outbound, test_processing, test_security, test_webhook
