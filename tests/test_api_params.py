@@ -4,6 +4,7 @@ import pytest
 
 from crm_whatsapp_bridge.tools.api_params import (
     ApiError,
+    check_text,
     decode_cursor,
     encode_cursor,
     median,
@@ -80,3 +81,9 @@ def test_rate_and_median():
     assert median([]) is None
     assert median([300, 60, 100]) == 100
     assert median([60, 300]) == 180
+
+
+def test_nul_characters_are_refused_by_name():
+    check_text({"q": "ok", "limit": "5"})
+    assert error_of(check_text, {"q": "ok", "source": "a\x00b"}).message.startswith("source:")
+    assert error_of(check_text, {"a\x00": "x"}).status == 400

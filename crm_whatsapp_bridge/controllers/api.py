@@ -4,28 +4,33 @@ from odoo import http
 from odoo.http import request
 from odoo.tools.misc import file_open
 
-from ..tools.api_params import ApiError
+from ..tools.api_params import ApiError, check_text
 
 SALESMAN_GROUP = "sales_team.group_sale_salesman"
 MANAGER_GROUP = "sales_team.group_sale_manager"
 
 
-def crm_api(group):
-    """Run the route as the API key's user, who must belong to ``group``; answer errors as JSON.
+def api_route(path, method, group):
+    """An API route: ``auth='bearer'``, one method, run as the key's user, who must be in ``group``.
 
-    Authentication failures never reach the route: ``ir.http._handle_error`` answers
-    those in JSON for the paths of this API.
+    Errors are answered as JSON: ApiError here, anything raised earlier (authentication)
+    by ``ir.http._handle_error``.
     """
-    def decorate(route):
-        @functools.wraps(route)
+    def decorate(handler):
+        @functools.wraps(handler)
         def wrapper(self, *args, **kwargs):
+            if request.httprequest.method == "OPTIONS":
+                # Werkzeug sends OPTIONS to every endpoint; the client only asks what is allowed.
+                return request.make_response(b"", status=204, headers=[("Allow", method)])
             if not request.env.user.has_group(group):
                 return api_error(ApiError(403, "forbidden", "this API key's user lacks the sales right it needs"))
             try:
-                return route(self, *args, **kwargs)
+                check_text(kwargs)
+                return handler(self, *args, **kwargs)
             except ApiError as exc:
                 return api_error(exc)
-        return wrapper
+        return http.route(path, type="http", auth="bearer", methods=[method], csrf=False,
+                          save_session=False, readonly=method == "GET")(wrapper)
     return decorate
 
 
@@ -36,29 +41,21 @@ def api_error(exc):
 class CrmJsonApi(http.Controller):
     """The JSON API: leads, funnel numbers, sync triggers and the OpenAPI document."""
 
-    @http.route("/crm/leads", type="http", auth="bearer", methods=["GET"], csrf=False,
-                save_session=False, readonly=True)
-    @crm_api(SALESMAN_GROUP)
+    @api_route("/crm/leads", "GET", SALESMAN_GROUP)
     def leads(self, **params):
         """Leads the key's user may read, filtered, in stable (write_date, id) pages."""
         return request.make_json_response(request.env["crm.lead"]._api_search_leads(params))
 
-    @http.route("/crm/stats", type="http", auth="bearer", methods=["GET"], csrf=False,
-                save_session=False, readonly=True)
-    @crm_api(SALESMAN_GROUP)
+    @api_route("/crm/stats", "GET", SALESMAN_GROUP)
     def stats(self, **params):
         """Funnel numbers of the leads created in a date range."""
         return request.make_json_response(request.env["crm.lead"]._api_stats(params))
 
-    @http.route("/crm/sync-meta", type="http", auth="bearer", methods=["POST"], csrf=False,
-                save_session=False)
-    @crm_api(MANAGER_GROUP)
+    @api_route("/crm/sync-meta", "POST", MANAGER_GROUP)
     def sync_meta(self, **params):
         raise ApiError(501, "not_implemented", "Lead Ads back-fill is not available in this version")
 
-    @http.route("/crm/sync-bigquery", type="http", auth="bearer", methods=["POST"], csrf=False,
-                save_session=False)
-    @crm_api(MANAGER_GROUP)
+    @api_route("/crm/sync-bigquery", "POST", MANAGER_GROUP)
     def sync_bigquery(self, **params):
         raise ApiError(501, "not_implemented", "The BigQuery export is not available in this version")
 

@@ -104,6 +104,12 @@ class TestCrmJsonApi(WhatsappTestMixin, HttpCase):
                 url, json={}, headers={"Authorization": f"Bearer {self.keys[self.admin]}"}, timeout=30)
             self.assertApiError(as_manager, 501, "not_implemented")
 
+    def test_options_only_tells_the_allowed_method(self):
+        headers = {"Authorization": f"Bearer {self.keys[self.admin]}"}
+        response = self.opener.options(self.base_url() + "/crm/sync-meta", headers=headers, timeout=30)
+        self.assertEqual(response.status_code, 204)
+        self.assertEqual(response.headers["Allow"], "POST")
+
     def test_unknown_path_under_the_api_is_json_404(self):
         self.assertApiError(self.get("/crm/leads/123", self.admin), 404, "not_found")
 

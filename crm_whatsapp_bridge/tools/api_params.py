@@ -30,6 +30,13 @@ def bad_parameter(name, message):
     return ApiError(400, "invalid_parameter", f"{name}: {message}")
 
 
+def check_text(params):
+    """Refuse parameters PostgreSQL cannot hold (a NUL character), naming the first one."""
+    for name, value in params.items():
+        if "\x00" in name or (isinstance(value, str) and "\x00" in value):
+            raise bad_parameter(name.replace("\x00", "\\0"), "must not contain NUL characters")
+
+
 def parse_limit(raw):
     """``limit``: 1 to 500, 50 when absent."""
     if raw in (None, ""):
