@@ -132,14 +132,15 @@ class CrmLead(models.Model):
 
     @api.model
     def _api_lead_fields(self):
-        return ["name", "type", "stage_id", "probability", "expected_revenue", "company_currency",
-                "partner_id", "partner_name", "contact_name", "email_from", "phone", "user_id", "team_id",
+        return ["name", "type", "stage_id", "probability", "expected_revenue", "company_id",
+                "partner_id", "partner_name", "contact_name", "email_from", "phone_sanitized", "user_id", "team_id",
                 "source_id", "medium_id", "campaign_id", "whatsapp_account_id", "create_date",
                 "write_date", "date_conversion", "date_closed", "active"]
 
     def _api_lead_dicts(self):
         """The JSON form of the leads, in order; phones in E.164 where they can be read."""
         base_url = self.browse().get_base_url()
+        company_currency = self.env.company.currency_id
         last_messages = dict(self.env["crm.whatsapp.message"].sudo()._read_group(
             [("lead_id", "in", self.ids)], ["lead_id"], ["message_date:max"]))
         result = []
@@ -154,12 +155,13 @@ class CrmLead(models.Model):
                 "stage": _ref(lead.stage_id),
                 "probability": lead.probability,
                 "expected_revenue": lead.expected_revenue,
-                "currency": lead.company_currency.name or None,
+                # company_currency's own compute costs a query per page; this is its rule.
+                "currency": (lead.company_id.currency_id or company_currency).name or None,
                 "partner": {
                     "id": partner.id or None,
                     "name": partner.name or lead.contact_name or lead.partner_name or None,
                     "email": partner.email or lead.email_from or None,
-                    "phone": lead._api_e164(partner.phone or partner.mobile or lead.phone),
+                    "phone": lead.phone_sanitized or lead._api_e164(partner.phone or partner.mobile),
                 },
                 "salesperson": _ref(lead.user_id),
                 "team": _ref(lead.team_id),
