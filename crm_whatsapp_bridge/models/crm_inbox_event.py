@@ -93,12 +93,17 @@ class CrmInboxEvent(models.Model):
         :param list events: :class:`~..tools.payload.InboxEvent` objects
         :return: the number of events that were new
         """
+        return len(self._insert_events(source, events))
+
+    @api.model
+    def _insert_events(self, source, events):
+        """Like :meth:`_store_events`, but return the ids of the rows that were new."""
         if not events:
-            return 0
+            return []
         rows = SQL(", ").join(
             SQL("(%s, %s, %s, %s, %s, %s::jsonb, 'pending', 0, %s, %s,"
                 " now() at time zone 'UTC', now() at time zone 'UTC')",
-                source, event.external_id, event.event_type, event.phone_number_id, event.sender,
+                source, event.external_id, event.event_type, event.channel_ref, event.sender,
                 json.dumps(event.payload), self.env.uid, self.env.uid)
             for event in events
         )
@@ -109,7 +114,7 @@ class CrmInboxEvent(models.Model):
                VALUES %s
                ON CONFLICT (source, external_id) DO NOTHING
                RETURNING id""", rows))
-        return len(self.env.cr.fetchall())
+        return [row[0] for row in self.env.cr.fetchall()]
 
     @api.model
     def _trigger_processing(self, at=None):
