@@ -111,3 +111,45 @@ def bus_payloads(env, user, notification_type):
     channel = f'"res.partner",{user.partner_id.id}]'
     messages = [json.loads(b.message) for b in env["bus.bus"].sudo().search([("channel", "like", channel)])]
     return [m["payload"] for m in messages if m["type"] == notification_type]
+
+
+PAGE_ID = "100000000000077"  # not the sample's page id, so a database in use cannot clash
+FORM_ID = "900000000000011"
+STANDARD_QUESTIONS = [
+    {"key": "full_name", "label": "Full name", "type": "FULL_NAME", "id": "q1"},
+    {"key": "email", "label": "Email", "type": "EMAIL", "id": "q2"},
+    {"key": "phone_number", "label": "Phone number", "type": "PHONE", "id": "q3"},
+    {"key": "city", "label": "City", "type": "CITY", "id": "q4"},
+    {"key": "company_name", "label": "Company name", "type": "COMPANY_NAME", "id": "q5"},
+    {"key": "how_many_users?", "label": "How many users?", "type": "CUSTOM", "id": "q6"},
+]
+
+
+def leadgen_notification(*leadgen_ids, page_id=PAGE_ID, form_id=FORM_ID):
+    """A Page webhook notification with one ``leadgen`` change per id, shaped like Meta's."""
+    return {"object": "page", "entry": [{"id": page_id, "time": int(time.time()), "changes": [
+        {"field": "leadgen", "value": {
+            "leadgen_id": leadgen_id, "page_id": page_id, "form_id": form_id,
+            "adgroup_id": "120210000000000002", "ad_id": "120210000000000002",
+            "created_time": int(time.time())}}
+        for leadgen_id in leadgen_ids]}]}
+
+
+class MetaTestMixin(WhatsappTestMixin):
+    """A connected Facebook page with one synced lead form, on top of the WhatsApp setup."""
+
+    @classmethod
+    def setup_meta(cls, graph_url="http://127.0.0.1:9"):
+        cls.setup_whatsapp(graph_url=graph_url)
+        cls.page = cls.env["crm.meta.page"].create({
+            "name": "Amin Trading", "page_id": PAGE_ID, "access_token": "EAAP-page-token",
+            "team_id": cls.team.id, "user_id": cls.salesperson.id})
+        cls.form = cls.env["crm.meta.form"].create({
+            "name": "Gold plan signup", "form_id": FORM_ID, "page_id": cls.page.id,
+            "questions": STANDARD_QUESTIONS})
+        cls.form._ensure_mapping_lines()
+
+    def store_leadgen(self, *leadgen_ids, **kwargs):
+        from odoo.addons.crm_whatsapp_bridge.tools.leadgen import split_leadgen_notification
+        return self.env["crm.inbox.event"]._store_events(
+            "meta", split_leadgen_notification(leadgen_notification(*leadgen_ids, **kwargs)))
