@@ -157,9 +157,11 @@ class CrmMetaPage(models.Model):
         for page in self:
             try:
                 counts = page._sync_forms()
+            except MetaTokenError as exc:
+                # Not an exception: the flag (and the admins' notice) must survive this request.
+                page._flag_token_error(str(exc))
+                return self._notification(_("Meta refused the access token of %s", page.name), str(exc), "danger")
             except GraphApiError as exc:
-                if isinstance(exc, MetaTokenError):
-                    page._flag_token_error(str(exc))
                 raise UserError(_("Meta refused to list the lead forms of %(page)s: %(error)s",
                                   page=page.name, error=exc)) from exc
             created, updated = created + counts[0], updated + counts[1]
@@ -182,11 +184,11 @@ class CrmMetaPage(models.Model):
                         present=result["already_present"], failed=result["failed"])
         return self._notification(_("Lead Ads back-fill"), message)
 
-    def _notification(self, title, message):
+    def _notification(self, title, message, kind="success"):
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
-            "params": {"type": "success", "title": title, "message": message,
+            "params": {"type": kind, "title": title, "message": message,
                        "next": {"type": "ir.actions.client", "tag": "soft_reload"}},
         }
 

@@ -33,6 +33,7 @@ class FakeGraphServer:
 
     def respond(self, path, *answers):
         """Queue answers for ``path``: (status, json_or_bytes[, content_type]); the last one repeats."""
+        self._handlers.pop(path, None)
         self._scripted[path] = deque(answers)
 
     def add_media(self, media_id, content, mime_type="image/jpeg"):
@@ -45,6 +46,7 @@ class FakeGraphServer:
 
     def handle(self, path, handler):
         """Answer ``path`` with ``handler(request) -> (status, json)``, for answers that depend on the query."""
+        self._scripted.pop(path, None)
         self._handlers[path] = handler
 
     def add_lead(self, lead):
@@ -56,9 +58,9 @@ class FakeGraphServer:
         self.respond(f"/{page_id}/leadgen_forms", (200, {"data": forms, "paging": {
             "cursors": {"before": _cursor(0), "after": _cursor(len(forms))}}}))
 
-    def add_form_leads(self, form_id, leads, errors=None):
-        """Serve ``/<form id>/leads`` like Meta: ``limit`` per page, ``after`` cursors, a ``next`` URL
-        until the last page, and the ``filtering`` on ``time_created``.
+    def add_form_leads(self, form_id, leads, errors=None, page_size=None):
+        """Serve ``/<form id>/leads`` like Meta: ``limit`` (or ``page_size``) per page, ``after``
+        cursors, a ``next`` URL until the last page, and the ``filtering`` on ``time_created``.
 
         ``errors`` maps a page number (0-based) to a ``(status, json)`` answered once instead of it.
         """
@@ -68,7 +70,7 @@ class FakeGraphServer:
         def handler(request):
             args = request.args.to_dict()
             start = _uncursor(args.get("after"))
-            limit = int(args.get("limit") or 25)
+            limit = page_size or int(args.get("limit") or 25)
             if start // limit in errors:
                 return errors.pop(start // limit)
             selected = [lead for lead in leads if _matches(lead, args.get("filtering"))]
