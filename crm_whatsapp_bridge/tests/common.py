@@ -2,6 +2,7 @@ import hashlib
 import hmac
 import json
 import time
+from urllib.parse import urlencode
 
 from odoo.tests import new_test_user
 
@@ -103,6 +104,30 @@ class WhatsappTestMixin:
 
     def event_of(self, external_id):
         return self.env["crm.inbox.event"].search([("external_id", "=", external_id)])
+
+
+class WebhookClientMixin:
+    """Signed requests to a webhook route of the running Odoo (``webhook_path``), and what they stored."""
+
+    webhook_path = None
+
+    def _handshake(self, **params):
+        return self.url_open(f"{self.webhook_path}?{urlencode(params)}")
+
+    def _post(self, body, signature="sign"):
+        headers = {"Content-Type": "application/json"}
+        if signature == "sign":
+            signature = sign(body)
+        if signature:
+            headers["X-Hub-Signature-256"] = signature
+        return self.url_open(self.webhook_path, data=body, headers=headers)
+
+    def _inbox(self):
+        return self.env["crm.inbox.event"].search([])
+
+    def _triggers(self):
+        cron = self.env.ref("crm_whatsapp_bridge.ir_cron_process_inbox")
+        return self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)])
 
 
 def bus_payloads(env, user, notification_type):

@@ -171,3 +171,15 @@ class TestMetaSync(MetaTestMixin, TransactionCase):
         self.assertAlmostEqual(since, (self.now - timedelta(hours=48)).replace(tzinfo=timezone.utc).timestamp(), delta=120)
         self.process_all()
         self.assertEqual(self.env["crm.lead"].search_count([("meta_form_id", "=", self.form.id)]), 3)
+
+    def test_page_token_is_admin_only_and_salespeople_read_only(self):
+        for user in (self.salesperson, self.manager):
+            with self.assertRaises(AccessError):
+                self.page.with_user(user).read(["access_token"])
+        self.assertEqual(self.page.with_user(self.admin).read(["access_token"])[0]["access_token"], "EAAP-page-token")
+        self.assertEqual(self.page.with_user(self.salesperson).read(["name"])[0]["name"], "Amin Trading")
+        with self.assertRaises(AccessError):
+            self.page.with_user(self.salesperson).write({"name": "mine"})
+        with self.assertRaises(AccessError):
+            self.form.mapping_ids[0].with_user(self.salesperson).write({"target": "ignore"})
+        self.form.mapping_ids[0].with_user(self.manager).write({"target": "ignore"})
