@@ -6,6 +6,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, MissingError, UserError
 
 from ..tools.graph_client import GraphApiError, GraphClient
+from .crm_inbox_event import notify_admins
 
 _logger = logging.getLogger(__name__)
 
@@ -129,23 +130,14 @@ class CrmMetaPage(models.Model):
             return
         _logger.warning("Meta refused the access token of page %s (%s): %s", page.page_id, page.name, message)
         super(CrmMetaPage, page).write({"token_error": message})
-        admins = self.env.ref("base.group_system").sudo().users.filtered(
-            lambda user: user.active and not user.share)
-        if not admins:
-            return
-        page.message_post(
-            body=_("Meta refused the access token of this page: %s. Lead Ads leads of this page wait in the "
-                   "inbox; paste a new page access token here and they are processed again.", message),
-            partner_ids=admins.partner_id.ids,
-            subtype_xmlid="mail.mt_comment",
+        notify_admins(
+            self.env,
+            [(page, _("Meta refused the access token of this page: %s. Lead Ads leads of this page wait in the "
+                      "inbox; paste a new page access token here and they are processed again.", message))],
+            _("Meta Lead Ads"),
+            _("The access token of the page %s was refused. Its leads wait until the token is "
+              "replaced (CRM > Configuration > WhatsApp & Meta > Meta Pages).", page.name),
         )
-        admins._bus_send("simple_notification", {
-            "type": "danger",
-            "sticky": True,
-            "title": _("Meta Lead Ads"),
-            "message": _("The access token of the page %s was refused. Its leads wait until the token is "
-                         "replaced (CRM > Configuration > WhatsApp & Meta > Meta Pages).", page.name),
-        })
 
     # ------------------------------------------------------------------
     # Actions
@@ -305,27 +297,26 @@ class CrmMetaPage(models.Model):
                 raise MissingError(_("form_ids: no active lead form has the id(s) %s", ", ".join(unknown)))
         if not page_ids and not form_ids:
             pages = self.search([])
-        for page in pages.filtered(lambda p: not p.token_error):
+        pages.filtered(lambda p: not p.token_error)._refresh_forms()
+        return forms | Form.search([("page_id", "in", pages.ids)])
+
+    def _refresh_forms(self, commit=False):
+        """Best-effort form sync before a back-fill: a page Meta refuses is flagged and skipped."""
+        for page in self:
             try:
                 page._sync_forms()
             except GraphApiError as exc:
                 if isinstance(exc, MetaTokenError):
                     page._flag_token_error(str(exc))
                 _logger.warning("Could not refresh the lead forms of page %s: %s", page.page_id, exc)
-        return forms | Form.search([("page_id", "in", pages.ids)])
+            if commit:
+                self.env.cr.commit()
 
     @api.model
     def _cron_daily_sync(self):
         """Safety net for missed webhooks: back-fill the last 48 hours of every form."""
         pages = self.search([("token_error", "=", False)])
-        for page in pages:
-            try:
-                page._sync_forms()
-            except GraphApiError as exc:
-                if isinstance(exc, MetaTokenError):
-                    page._flag_token_error(str(exc))
-                _logger.warning("Could not refresh the lead forms of page %s: %s", page.page_id, exc)
-            self.env.cr.commit()
+        pages._refresh_forms(commit=True)
         forms = self.env["crm.meta.form"].search([("page_id", "in", pages.ids)])
         forms._queue_backfill(fields.Datetime.now() - SAFETY_NET_WINDOW, trigger=False)
         self.env["crm.meta.form"]._cron_backfill()

@@ -67,6 +67,14 @@ class WhatsappTestMixin:
     """Configuration shared by the addon's tests: Meta app, a number, a team and a salesperson."""
 
     @classmethod
+    def start_fake_graph(cls):
+        """Start a local Graph API for the class (``cls.graph``); return its base URL."""
+        from .fake_graph import FakeGraphServer
+        cls.graph = FakeGraphServer().__enter__()
+        cls.addClassCleanup(cls.graph.__exit__, None, None, None)
+        return cls.graph.url
+
+    @classmethod
     def setup_whatsapp(cls, graph_url="http://127.0.0.1:9"):
         params = cls.env["ir.config_parameter"].sudo()
         params.set_param("crm_whatsapp_bridge.meta_app_secret", APP_SECRET)

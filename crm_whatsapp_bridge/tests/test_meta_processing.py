@@ -3,7 +3,7 @@ from datetime import datetime
 from odoo.tests import TransactionCase, tagged
 
 from .common import FORM_ID, PAGE_ID, MetaTestMixin, bus_payloads
-from .fake_graph import FakeGraphServer, graph_error_body, lead_object
+from .fake_graph import graph_error_body, lead_object
 
 RATE_LIMIT = graph_error_body(4, "(#4) Application request limit reached")
 TOKEN_EXPIRED = {"error": {
@@ -18,9 +18,7 @@ class TestMetaLeadProcessing(MetaTestMixin, TransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.graph = FakeGraphServer().__enter__()
-        cls.addClassCleanup(cls.graph.__exit__, None, None, None)
-        cls.setup_meta(graph_url=cls.graph.url)
+        cls.setup_meta(graph_url=cls.start_fake_graph())
 
     def setUp(self):
         super().setUp()

@@ -6,10 +6,14 @@ from odoo.exceptions import AccessError, MissingError
 from odoo.tests import TransactionCase, new_test_user, tagged
 
 from .common import FORM_ID, PAGE_ID, STANDARD_QUESTIONS, MetaTestMixin
-from .fake_graph import FakeGraphServer, graph_error_body, lead_object
+from .fake_graph import graph_error_body, lead_object
 from .test_meta_processing import TOKEN_EXPIRED
 
 LEADS_PATH = f"/{FORM_ID}/leads"
+
+
+def unix(naive_utc):
+    return int(naive_utc.replace(tzinfo=timezone.utc).timestamp())
 
 
 @tagged("post_install", "-at_install")
@@ -19,9 +23,7 @@ class TestMetaSync(MetaTestMixin, TransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.graph = FakeGraphServer().__enter__()
-        cls.addClassCleanup(cls.graph.__exit__, None, None, None)
-        cls.setup_meta(graph_url=cls.graph.url)
+        cls.setup_meta(graph_url=cls.start_fake_graph())
         cls.manager = new_test_user(cls.env, login="meta_manager", name="Mona Manager",
                                     groups="sales_team.group_sale_manager")
         cls.Page = cls.env["crm.meta.page"].with_user(cls.manager)
@@ -86,7 +88,7 @@ class TestMetaSync(MetaTestMixin, TransactionCase):
         self.assertNotIn("after", pages[0]["args"])
         self.assertTrue(pages[1]["args"]["after"])
         self.assertEqual(json.loads(pages[0]["args"]["filtering"]), [
-            {"field": "time_created", "operator": "GREATER_THAN", "value": int(since.replace(tzinfo=timezone.utc).timestamp())}])
+            {"field": "time_created", "operator": "GREATER_THAN", "value": unix(since)}])
         self.assertIn("field_data", pages[0]["args"]["fields"])
         created = self.env["crm.lead"].search([("meta_form_id", "=", self.form.id)])
         self.assertEqual(len(created), 6)
@@ -105,7 +107,7 @@ class TestMetaSync(MetaTestMixin, TransactionCase):
     def test_rate_limit_while_paging_is_retried(self):
         self.graph.add_form_leads(FORM_ID, self.leads(5), page_size=2,
                                   errors={1: (400, graph_error_body(17, "User request limit reached"))})
-        result = self.Page._api_sync_meta(form_ids=[int(FORM_ID)], since=int((self.now - timedelta(days=1)).replace(tzinfo=timezone.utc).timestamp()))
+        result = self.Page._api_sync_meta(form_ids=[int(FORM_ID)], since=unix(self.now - timedelta(days=1)))
         self.assertEqual((result["fetched"], result["created"], result["errors"]), (5, 5, []))
 
     def test_expired_token_reports_error_and_flags_page(self):
@@ -168,7 +170,7 @@ class TestMetaSync(MetaTestMixin, TransactionCase):
         self.env["crm.meta.page"]._cron_daily_sync()
         request = self.graph.received(LEADS_PATH, "GET")[0]
         since = json.loads(request["args"]["filtering"])[0]["value"]
-        self.assertAlmostEqual(since, (self.now - timedelta(hours=48)).replace(tzinfo=timezone.utc).timestamp(), delta=120)
+        self.assertAlmostEqual(since, unix(self.now - timedelta(hours=48)), delta=120)
         self.process_all()
         self.assertEqual(self.env["crm.lead"].search_count([("meta_form_id", "=", self.form.id)]), 3)
 

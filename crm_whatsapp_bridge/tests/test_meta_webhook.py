@@ -14,7 +14,7 @@ from .common import (
     sign,
     text_message,
 )
-from .fake_graph import FakeGraphServer, lead_object
+from .fake_graph import lead_object
 
 
 @tagged("post_install", "-at_install")
@@ -26,9 +26,7 @@ class TestMetaWebhook(WebhookClientMixin, MetaTestMixin, HttpCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.graph = FakeGraphServer().__enter__()
-        cls.addClassCleanup(cls.graph.__exit__, None, None, None)
-        cls.setup_meta(graph_url=cls.graph.url)
+        cls.setup_meta(graph_url=cls.start_fake_graph())
 
     def test_handshake_same_rule_as_whatsapp(self):
         ok = self._handshake(**{"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "8814"})
