@@ -20,10 +20,11 @@ from the first Graph call to the last lead created.
 """
 
 import argparse
-import importlib
+import importlib.util
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import odoo
 from odoo import SUPERUSER_ID, api, fields
@@ -31,6 +32,15 @@ from odoo.modules.registry import Registry
 from odoo.tools import config
 
 GRAPH_URL_PARAM = "crm_whatsapp_bridge.graph_url"
+FAKE_GRAPH = Path(__file__).resolve().parent.parent / "crm_whatsapp_bridge" / "tests" / "fake_graph.py"
+
+
+def load_fake_graph():
+    """The tests' fake Graph server, loaded by path: importing the tests package would load Odoo's test framework."""
+    spec = importlib.util.spec_from_file_location("cwb_fake_graph", FAKE_GRAPH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def workload(fake_graph, form_id, count, now):
@@ -66,7 +76,7 @@ def main():
     args = parser.parse_args()
     config.parse_config(["-c", args.config, "-d", args.database, "--log-level=warn"])
     odoo.service.server.load_server_wide_modules()
-    fake_graph = importlib.import_module("odoo.addons.crm_whatsapp_bridge.tests.fake_graph")
+    fake_graph = load_fake_graph()
     registry = Registry(args.database)
     page_id, form_id = f"66{uuid.uuid4().int % 10**12:012d}", f"67{uuid.uuid4().int % 10**12:012d}"
     server = fake_graph.FakeGraphServer().__enter__()
