@@ -137,3 +137,61 @@ def test_message_templates_follow_paging(httpserver, client):
         .respond_with_json({"data": [{"name": "b"}], "paging": {"cursors": {"before": "CURSOR2"}}})
     assert [t["name"] for t in client.message_templates("waba")] == ["a", "b"]
     httpserver.check_assertions()
+
+
+def test_get_lead_asks_for_the_lead_fields(httpserver, client, load_sample):
+    httpserver.expect_request("/v26.0/1234567890123456", headers={"Authorization": f"Bearer {TOKEN}"}) \
+        .respond_with_json(load_sample("leadgen_lead"))
+    assert client.get_lead("1234567890123456")["campaign_name"] == "Q4 Gold plan leads"
+    fields = httpserver.log[0][0].args["fields"].split(",")
+    assert {"id", "created_time", "ad_id", "form_id", "platform", "field_data", "campaign_name",
+            "custom_disclaimer_responses"} <= set(fields)
+
+
+def test_form_leads_follow_next_with_time_filter(httpserver, client, load_sample):
+    page1, page2 = load_sample("leadgen_form_leads_page1"), load_sample("leadgen_form_leads_page2")
+    page1["paging"]["next"] = httpserver.url_for("/v26.0/987654321098765/leads") + \
+        "?access_token=PAGE_TOKEN&limit=3&after=QVFIUmN1c3RfcGFnZTE"
+    httpserver.expect_ordered_request("/v26.0/987654321098765/leads").respond_with_json(page1)
+    httpserver.expect_ordered_request("/v26.0/987654321098765/leads", query_string={
+        "access_token": "PAGE_TOKEN", "limit": "3", "after": "QVFIUmN1c3RfcGFnZTE"}).respond_with_json(page2)
+    batches = list(client.form_lead_batches("987654321098765", since=1732000000, page_size=3))
+    assert [[lead["id"][-3:] for lead in batch] for batch in batches] == [["500", "501", "502"], ["503", "504"]]
+    first = httpserver.log[0][0].args
+    assert json.loads(first["filtering"]) == [
+        {"field": "time_created", "operator": "GREATER_THAN", "value": 1732000000}]
+    assert first["limit"] == "3"
+    httpserver.check_assertions()
+
+
+def test_form_leads_stop_on_empty_page_without_filter(httpserver, client):
+    httpserver.expect_request("/v26.0/9/leads").respond_with_json({"data": [], "paging": {
+        "next": httpserver.url_for("/v26.0/9/leads") + "?after=X"}})
+    assert list(client.form_lead_batches("9")) == []
+    assert "filtering" not in httpserver.log[0][0].args
+    assert len(httpserver.log) == 1
+
+
+@pytest.mark.parametrize("code", [4, 17, 32, 613])
+def test_lead_rate_limits_are_retried(httpserver, client, code):
+    handler, calls = _graph_error_handler([(400, {"error": {"code": code, "message": "limit"}}),
+                                           (200, {"id": "1", "field_data": []})])
+    httpserver.expect_request("/v26.0/1").respond_with_handler(handler)
+    assert client.get_lead("1")["id"] == "1"
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("code", [102, 190, 10, 200, 283])
+def test_token_and_permission_errors_need_an_admin(httpserver, client, code):
+    handler, calls = _graph_error_handler([(400, {"error": {"code": code, "message": "refused"}})])
+    httpserver.expect_request("/v26.0/1").respond_with_handler(handler)
+    with pytest.raises(GraphApiError) as info:
+        client.get_lead("1")
+    assert (len(calls), info.value.retryable, info.value.needs_admin) == (1, False, True)
+
+
+def test_leadgen_forms_of_a_page(httpserver, client):
+    httpserver.expect_request("/v26.0/104729358201746/leadgen_forms", query_string={
+        "fields": "id,name,status,questions,locale", "limit": "100"}).respond_with_json(
+        {"data": [{"id": "987654321098765", "name": "Gold", "status": "ACTIVE"}], "paging": {"cursors": {}}})
+    assert [form["id"] for form in client.leadgen_forms("104729358201746")] == ["987654321098765"]

@@ -24,7 +24,7 @@ def test_every_webhook_sample_parses(load_sample, name):
     events = events_of(load_sample, name)
     assert events, name
     for event in events:
-        assert event.phone_number_id == "109876543210001"
+        assert event.channel_ref == "109876543210001"
         if event.event_type == "message":
             message = parse_message(event.payload)
             assert message.wamid == event.external_id

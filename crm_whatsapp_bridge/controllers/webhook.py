@@ -4,6 +4,7 @@ import logging
 from odoo import http
 from odoo.http import request
 
+from ..tools.leadgen import split_leadgen_notification
 from ..tools.payload import PayloadError, split_notification
 from ..tools.signature import is_valid_signature, is_valid_verify_token
 
@@ -44,17 +45,33 @@ class MetaWebhookController(http.Controller):
                 csrf=False, save_session=False, readonly=False)
     def whatsapp_notification(self):
         """Store every message and status of a signed notification in the inbox."""
+        return self._receive("whatsapp", split_notification)
+
+    @http.route("/crm/webhook/meta", type="http", auth="none", methods=["GET"],
+                csrf=False, save_session=False)
+    def meta_verify(self, **params):
+        """Subscription handshake of the Page (Lead Ads) webhook, same rule as WhatsApp's."""
+        return self._verify_subscription(params)
+
+    @http.route("/crm/webhook/meta", type="http", auth="none", methods=["POST"],
+                csrf=False, save_session=False, readonly=False)
+    def meta_notification(self):
+        """Store every ``leadgen`` change of a signed Page notification in the inbox."""
+        return self._receive("meta", split_leadgen_notification)
+
+    def _receive(self, source, split):
+        """Verify, split into inbox events with ``split``, store them, trigger the cron, answer."""
         # Kept cached: Odoo replays the request after a serialization failure.
         body = request.httprequest.get_data()
         if not self._is_signed_by_meta(body):
             return _json({"error": "invalid signature"}, 403)
         try:
-            events = split_notification(json.loads(body))
+            events = split(json.loads(body))
         except (ValueError, PayloadError) as exc:  # json.JSONDecodeError is a ValueError
-            _logger.warning("Rejected malformed WhatsApp webhook: %s", exc)
+            _logger.warning("Rejected malformed %s webhook: %s", source, exc)
             return _json({"error": "malformed notification"}, 400)
         Inbox = request.env["crm.inbox.event"]
-        new_count = Inbox._store_events("whatsapp", events)
+        new_count = Inbox._store_events(source, events)
         if new_count:
             Inbox._trigger_processing()
         return _json({"received": len(events), "new": new_count}, 200)

@@ -1,8 +1,12 @@
 from . import (
     crm_inbox_event,
+    crm_inbox_event_meta,
     crm_inbox_event_whatsapp,
     crm_lead,
     crm_lead_api,
+    crm_lead_meta,
+    crm_meta_form,
+    crm_meta_page,
     crm_whatsapp_account,
     crm_whatsapp_message,
     crm_whatsapp_message_outbound,

@@ -30,6 +30,16 @@ class InboxRetryLater(Exception):
     """An event that arrived before what it refers to: try again later, without counting an attempt."""
 
 
+def notify_admins(env, posts, title, message):
+    """Address each ``(record, body)`` post to the active Settings admins, then send them one sticky toast."""
+    admins = env.ref("base.group_system").sudo().users.filtered(lambda user: user.active and not user.share)
+    if not admins:
+        return
+    for record, body in posts:
+        record.message_post(body=body, partner_ids=admins.partner_id.ids, subtype_xmlid="mail.mt_comment")
+    admins._bus_send("simple_notification", {"type": "danger", "sticky": True, "title": title, "message": message})
+
+
 class CrmInboxEvent(models.Model):
     """Durable inbox of webhook events: stored by the webhook, processed by a cron.
 
@@ -93,12 +103,17 @@ class CrmInboxEvent(models.Model):
         :param list events: :class:`~..tools.payload.InboxEvent` objects
         :return: the number of events that were new
         """
+        return len(self._insert_events(source, events))
+
+    @api.model
+    def _insert_events(self, source, events):
+        """Like :meth:`_store_events`, but return the ids of the rows that were new."""
         if not events:
-            return 0
+            return []
         rows = SQL(", ").join(
             SQL("(%s, %s, %s, %s, %s, %s::jsonb, 'pending', 0, %s, %s,"
                 " now() at time zone 'UTC', now() at time zone 'UTC')",
-                source, event.external_id, event.event_type, event.phone_number_id, event.sender,
+                source, event.external_id, event.event_type, event.channel_ref, event.sender,
                 json.dumps(event.payload), self.env.uid, self.env.uid)
             for event in events
         )
@@ -109,7 +124,7 @@ class CrmInboxEvent(models.Model):
                VALUES %s
                ON CONFLICT (source, external_id) DO NOTHING
                RETURNING id""", rows))
-        return len(self.env.cr.fetchall())
+        return [row[0] for row in self.env.cr.fetchall()]
 
     @api.model
     def _trigger_processing(self, at=None):
@@ -233,24 +248,14 @@ class CrmInboxEvent(models.Model):
 
     def _notify_admins_dead(self):
         """Tell the settings admins, in Discuss and with a toast, that events need them."""
-        admins = self.env.ref("base.group_system").sudo().users.filtered(
-            lambda user: user.active and not user.share)
-        if not admins:
-            return
-        for event in self:
-            event.message_post(
-                body=_("This webhook event could not be processed: %s. Fix the cause, then "
-                       "click Requeue.", event.last_error),
-                partner_ids=admins.partner_id.ids,
-                subtype_xmlid="mail.mt_comment",
-            )
-        admins._bus_send("simple_notification", {
-            "type": "danger",
-            "sticky": True,
-            "title": _("WhatsApp inbox"),
-            "message": _("%s webhook event(s) could not be processed. See CRM > Configuration > "
-                         "WhatsApp & Meta > WhatsApp Inbox.", len(self)),
-        })
+        notify_admins(
+            self.env,
+            [(event, _("This webhook event could not be processed: %s. Fix the cause, then click Requeue.",
+                       event.last_error)) for event in self],
+            _("WhatsApp inbox"),
+            _("%s webhook event(s) could not be processed. See CRM > Configuration > "
+              "WhatsApp & Meta > WhatsApp Inbox.", len(self)),
+        )
 
     def action_requeue(self):
         """Put dead (or stuck) events back in the queue for a fresh set of attempts."""

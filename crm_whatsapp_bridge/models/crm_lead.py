@@ -107,6 +107,17 @@ class CrmLead(models.Model):
         still_unread = {row[0] for row in self.env.cr.fetchall()}
         return [r for r in recipients if not (r["notif"] == "inbox" and r["id"] in still_unread)]
 
+    def _send_lead_toast(self, title, message):
+        """Real-time toast with an *Open lead* button for the lead's salesperson (sent on commit)."""
+        self.ensure_one()
+        if self.user_id:
+            self.user_id._bus_send("crm_whatsapp_bridge/new_message", {
+                "title": title,
+                "message": message,
+                "lead_id": self.id,
+                "lead_name": self.name,
+            })
+
     def action_whatsapp_mark_seen(self):
         """The salesperson opened the lead: clear its unread badge and their WhatsApp inbox entries.
 

@@ -169,12 +169,7 @@ class CrmWhatsappMessage(models.Model):
             sender = messages[0].partner_id.name or messages[0].wa_id
             text = (_("New WhatsApp message from %s", sender) if len(messages) == 1
                     else _("%(count)s new WhatsApp messages from %(sender)s", count=len(messages), sender=sender))
-            lead.user_id._bus_send("crm_whatsapp_bridge/new_message", {
-                "title": _("WhatsApp"),
-                "message": text,
-                "lead_id": lead.id,
-                "lead_name": lead.name,
-            })
+            lead._send_lead_toast(_("WhatsApp"), text)
 
     def _apply_status(self, status):
         """Move the message's state forward; a late or repeated status never goes back."""

@@ -3,6 +3,7 @@ from odoo import api, fields, models
 from ..tools.graph_client import DEFAULT_GRAPH_URL
 
 WEBHOOK_PATH = "/crm/webhook/whatsapp"
+META_WEBHOOK_PATH = "/crm/webhook/meta"
 
 
 class ResConfigSettings(models.TransientModel):
@@ -21,13 +22,15 @@ class ResConfigSettings(models.TransientModel):
         groups="base.group_system",
         help="Base URL of Meta's Graph API, with its version.")
     crm_whatsapp_webhook_url = fields.Char("WhatsApp Webhook URL", compute="_compute_crm_whatsapp_webhook_url")
+    crm_meta_webhook_url = fields.Char("Lead Ads Webhook URL", compute="_compute_crm_whatsapp_webhook_url")
     crm_whatsapp_account_count = fields.Integer(compute="_compute_crm_whatsapp_account_count")
 
     @api.depends("company_id")
     def _compute_crm_whatsapp_webhook_url(self):
-        base_url = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "")
+        base_url = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "").rstrip("/")
         for settings in self:
-            settings.crm_whatsapp_webhook_url = base_url.rstrip("/") + WEBHOOK_PATH
+            settings.crm_whatsapp_webhook_url = base_url + WEBHOOK_PATH
+            settings.crm_meta_webhook_url = base_url + META_WEBHOOK_PATH
 
     @api.depends("company_id")
     def _compute_crm_whatsapp_account_count(self):
@@ -37,3 +40,6 @@ class ResConfigSettings(models.TransientModel):
 
     def action_open_whatsapp_accounts(self):
         return self.env["ir.actions.act_window"]._for_xml_id("crm_whatsapp_bridge.crm_whatsapp_account_action")
+
+    def action_open_meta_pages(self):
+        return self.env["ir.actions.act_window"]._for_xml_id("crm_whatsapp_bridge.crm_meta_page_action")

@@ -29,6 +29,19 @@ class ResPartner(models.Model):
                 {"name": profile_name or e164, "phone": e164, "whatsapp_number": e164})
         return partner
 
+    @api.model
+    def _meta_find_or_create(self, email, e164, values):
+        """The contact with this email (first) or phone number, created from ``values`` if none."""
+        partner = self.browse()
+        if email:
+            partner = self.search([("email_normalized", "=", email)], order="is_company, id", limit=1)
+        if not partner and e164:
+            partner = self.search([("phone_sanitized", "=", e164)], order="is_company, id", limit=1)
+        if not partner:
+            partner = self.with_context(mail_create_nolog=True).create(
+                dict(values, email=email or False, phone=e164 or False))
+        return partner
+
     def action_whatsapp_compose(self):
         """Open the WhatsApp composer for this contact."""
         self.ensure_one()

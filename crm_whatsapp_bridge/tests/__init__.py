@@ -1,1 +1,11 @@
-from . import test_api, test_concurrency, test_outbound, test_processing, test_security, test_webhook
+from . import (
+    test_api,
+    test_concurrency,
+    test_meta_processing,
+    test_meta_sync,
+    test_meta_webhook,
+    test_outbound,
+    test_processing,
+    test_security,
+    test_webhook,
+)

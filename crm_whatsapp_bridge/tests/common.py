@@ -2,6 +2,7 @@ import hashlib
 import hmac
 import json
 import time
+from urllib.parse import urlencode
 
 from odoo.tests import new_test_user
 
@@ -66,6 +67,14 @@ class WhatsappTestMixin:
     """Configuration shared by the addon's tests: Meta app, a number, a team and a salesperson."""
 
     @classmethod
+    def start_fake_graph(cls):
+        """Start a local Graph API for the class (``cls.graph``); return its base URL."""
+        from .fake_graph import FakeGraphServer
+        cls.graph = FakeGraphServer().__enter__()
+        cls.addClassCleanup(cls.graph.__exit__, None, None, None)
+        return cls.graph.url
+
+    @classmethod
     def setup_whatsapp(cls, graph_url="http://127.0.0.1:9"):
         params = cls.env["ir.config_parameter"].sudo()
         params.set_param("crm_whatsapp_bridge.meta_app_secret", APP_SECRET)
@@ -105,9 +114,75 @@ class WhatsappTestMixin:
         return self.env["crm.inbox.event"].search([("external_id", "=", external_id)])
 
 
+class WebhookClientMixin:
+    """Signed requests to a webhook route of the running Odoo (``webhook_path``), and what they stored."""
+
+    webhook_path = None
+
+    def _handshake(self, **params):
+        return self.url_open(f"{self.webhook_path}?{urlencode(params)}")
+
+    def _post(self, body, signature="sign"):
+        headers = {"Content-Type": "application/json"}
+        if signature == "sign":
+            signature = sign(body)
+        if signature:
+            headers["X-Hub-Signature-256"] = signature
+        return self.url_open(self.webhook_path, data=body, headers=headers)
+
+    def _inbox(self):
+        return self.env["crm.inbox.event"].search([])
+
+    def _triggers(self):
+        cron = self.env.ref("crm_whatsapp_bridge.ir_cron_process_inbox")
+        return self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)])
+
+
 def bus_payloads(env, user, notification_type):
     """Payloads of the bus notifications of one type sent to ``user`` (written at commit)."""
     env.cr.precommit.run()
     channel = f'"res.partner",{user.partner_id.id}]'
     messages = [json.loads(b.message) for b in env["bus.bus"].sudo().search([("channel", "like", channel)])]
     return [m["payload"] for m in messages if m["type"] == notification_type]
+
+
+PAGE_ID = "100000000000077"  # not the sample's page id, so a database in use cannot clash
+FORM_ID = "900000000000011"
+STANDARD_QUESTIONS = [
+    {"key": "full_name", "label": "Full name", "type": "FULL_NAME", "id": "q1"},
+    {"key": "email", "label": "Email", "type": "EMAIL", "id": "q2"},
+    {"key": "phone_number", "label": "Phone number", "type": "PHONE", "id": "q3"},
+    {"key": "city", "label": "City", "type": "CITY", "id": "q4"},
+    {"key": "company_name", "label": "Company name", "type": "COMPANY_NAME", "id": "q5"},
+    {"key": "how_many_users?", "label": "How many users?", "type": "CUSTOM", "id": "q6"},
+]
+
+
+def leadgen_notification(*leadgen_ids, page_id=PAGE_ID, form_id=FORM_ID):
+    """A Page webhook notification with one ``leadgen`` change per id, shaped like Meta's."""
+    return {"object": "page", "entry": [{"id": page_id, "time": int(time.time()), "changes": [
+        {"field": "leadgen", "value": {
+            "leadgen_id": leadgen_id, "page_id": page_id, "form_id": form_id,
+            "adgroup_id": "120210000000000002", "ad_id": "120210000000000002",
+            "created_time": int(time.time())}}
+        for leadgen_id in leadgen_ids]}]}
+
+
+class MetaTestMixin(WhatsappTestMixin):
+    """A connected Facebook page with one synced lead form, on top of the WhatsApp setup."""
+
+    @classmethod
+    def setup_meta(cls, graph_url="http://127.0.0.1:9"):
+        cls.setup_whatsapp(graph_url=graph_url)
+        cls.page = cls.env["crm.meta.page"].create({
+            "name": "Amin Trading", "page_id": PAGE_ID, "access_token": "EAAP-page-token",
+            "team_id": cls.team.id, "user_id": cls.salesperson.id})
+        cls.form = cls.env["crm.meta.form"].create({
+            "name": "Gold plan signup", "form_id": FORM_ID, "page_id": cls.page.id,
+            "questions": STANDARD_QUESTIONS})
+        cls.form._ensure_mapping_lines()
+
+    def store_leadgen(self, *leadgen_ids, **kwargs):
+        from odoo.addons.crm_whatsapp_bridge.tools.leadgen import split_leadgen_notification
+        return self.env["crm.inbox.event"]._store_events(
+            "meta", split_leadgen_notification(leadgen_notification(*leadgen_ids, **kwargs)))

@@ -5,7 +5,7 @@ from odoo.tests import TransactionCase, tagged
 
 from ..models import crm_inbox_event
 from .common import WhatsappTestMixin, bus_payloads, notification, text_message, typed_message
-from .fake_graph import FakeGraphServer, graph_error_body
+from .fake_graph import graph_error_body
 
 CTWA_REFERRAL = {
     "source_url": "https://fb.me/3cr4Wqqkv", "source_id": "120210000000000001", "source_type": "ad",
@@ -21,9 +21,7 @@ class TestInboxProcessing(WhatsappTestMixin, TransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.graph = FakeGraphServer().__enter__()
-        cls.addClassCleanup(cls.graph.__exit__, None, None, None)
-        cls.setup_whatsapp(graph_url=cls.graph.url)
+        cls.setup_whatsapp(graph_url=cls.start_fake_graph())
         cls.source_whatsapp = cls.env.ref("crm_whatsapp_bridge.utm_source_whatsapp")
 
     def setUp(self):

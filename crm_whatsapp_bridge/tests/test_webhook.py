@@ -1,38 +1,30 @@
-from urllib.parse import urlencode
-
 from odoo.tests import HttpCase, tagged
 
-from .common import PHONE_NUMBER_ID, VERIFY_TOKEN, WhatsappTestMixin, encode, notification, sign, text_message
+from .common import (
+    PHONE_NUMBER_ID,
+    VERIFY_TOKEN,
+    WebhookClientMixin,
+    WhatsappTestMixin,
+    encode,
+    notification,
+    sign,
+    text_message,
+)
 
 WEBHOOK = "/crm/webhook/whatsapp"
 
 
 @tagged("post_install", "-at_install")
-class TestWhatsappWebhook(WhatsappTestMixin, HttpCase):
+class TestWhatsappWebhook(WebhookClientMixin, WhatsappTestMixin, HttpCase):
     """The webhook through real HTTP requests to the running Odoo."""
+
+    webhook_path = WEBHOOK
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.setup_whatsapp()
         cls.cron = cls.env.ref("crm_whatsapp_bridge.ir_cron_process_inbox")
-
-    def _handshake(self, **params):
-        return self.url_open(f"{WEBHOOK}?{urlencode(params)}")
-
-    def _post(self, body, signature="sign"):
-        headers = {"Content-Type": "application/json"}
-        if signature == "sign":
-            signature = sign(body)
-        if signature:
-            headers["X-Hub-Signature-256"] = signature
-        return self.url_open(WEBHOOK, data=body, headers=headers)
-
-    def _inbox(self):
-        return self.env["crm.inbox.event"].search([])
-
-    def _triggers(self):
-        return self.env["ir.cron.trigger"].search_count([("cron_id", "=", self.cron.id)])
 
     def test_handshake_echoes_challenge(self):
         response = self._handshake(**{"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN,

@@ -1,10 +1,11 @@
-"""Minimal Graph API client for the WhatsApp Cloud API (requests + tenacity).
+"""Minimal Graph API client for the WhatsApp Cloud API and Lead Ads (requests + tenacity).
 
 Errors are classified from Meta's own error codes: only throttling, temporary
 server errors and network failures are retried, with exponential backoff and
 jitter; everything else fails at once with a :class:`GraphApiError`.
 """
 
+import json
 import logging
 
 import requests
@@ -21,9 +22,14 @@ DEFAULT_GRAPH_URL = "https://graph.facebook.com/v26.0"
 DEFAULT_TIMEOUT = 20  # seconds; a scalar, as Odoo's test harness expects
 
 # Graph error codes that mean "try again later" (throttling, temporary failures).
-RETRYABLE_CODES = frozenset({1, 2, 4, 17, 32, 341, 613, 80007, 130429, 131000, 131056})
-# Codes an admin has to fix (token expired or revoked, permission missing).
-AUTH_CODES = frozenset({0, 10, 190}) | frozenset(range(200, 300))
+RETRYABLE_CODES = frozenset({1, 2, 4, 17, 32, 341, 613, 80001, 80007, 130429, 131000, 131056})
+# Codes an admin has to fix (token expired, invalid or revoked, permission missing).
+AUTH_CODES = frozenset({0, 10, 102, 190}) | frozenset(range(200, 300))
+
+# Fields of a Lead Ads lead object and of a lead form.
+LEAD_FIELDS = ("id,created_time,ad_id,ad_name,adset_id,adset_name,campaign_id,campaign_name,form_id,"
+               "platform,is_organic,field_data,custom_disclaimer_responses")
+FORM_FIELDS = "id,name,status,questions,locale"
 
 
 class GraphApiError(Exception):
@@ -128,13 +134,39 @@ class GraphClient:
 
     def iter_pages(self, path, **params):
         """Yield the items of a paged Graph edge, following ``paging.next`` to the end."""
+        for batch in self.iter_batches(path, **params):
+            yield from batch
+
+    def iter_batches(self, path, **params):
+        """Yield a paged Graph edge page by page (lists of items), following ``paging.next``.
+
+        Each page is fetched (and retried) on its own, so a caller can commit between pages.
+        """
         page = self.get_json(path, **params)
         while True:
-            yield from page.get("data") or []
+            data = page.get("data") or []
+            if data:
+                yield data
             next_url = (page.get("paging") or {}).get("next")
-            if not next_url or not page.get("data"):
+            if not next_url or not data:
                 return
             page = self._call_json("GET", next_url)
+
+    def get_lead(self, leadgen_id):
+        """The Lead Ads lead object of ``leadgen_id`` (needs a page token with leads_retrieval)."""
+        return self.get_json(str(leadgen_id), fields=LEAD_FIELDS)
+
+    def form_lead_batches(self, form_id, since=None, page_size=100):
+        """The leads of a lead form, page by page, optionally only those created after ``since`` (unix)."""
+        params = {"fields": LEAD_FIELDS, "limit": page_size}
+        if since is not None:
+            params["filtering"] = json.dumps(
+                [{"field": "time_created", "operator": "GREATER_THAN", "value": int(since)}])
+        return self.iter_batches(f"{form_id}/leads", **params)
+
+    def leadgen_forms(self, page_id):
+        """Every lead form of a Facebook page (all pages of the edge)."""
+        return list(self.iter_pages(f"{page_id}/leadgen_forms", fields=FORM_FIELDS, limit=100))
 
     def send_message(self, phone_number_id, message):
         """POST a Cloud API message object; return the wamid Meta accepted it under."""

@@ -22,9 +22,9 @@ class InboxEvent:
     """One message or status of a notification, as stored in the inbox."""
 
     external_id: str
-    event_type: str  # "message" or "status"
-    phone_number_id: str
-    sender: str  # wa_id of the customer (message sender or status recipient)
+    event_type: str  # "message" or "status" ("leadgen" for Lead Ads, see leadgen.py)
+    channel_ref: str  # Meta's id of the receiving channel: WhatsApp phone number ID or Page ID
+    sender: str  # wa_id of the customer (message sender or status recipient); may be empty
     payload: dict
 
 

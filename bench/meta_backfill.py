@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Lead Ads back-fill rate: leads per second created from a local fake Graph API.
+
+Run it with the Python of an Odoo 18 install, on a database where crm_whatsapp_bridge
+is installed (it creates its own Meta page and form, points the Graph URL at its fake
+server for the run, and removes what it created)::
+
+    python bench/meta_backfill.py -c odoo.cfg -d mydb --leads 5000
+
+The fake server speaks the Graph API's wire format for ``GET /<form-id>/leads``:
+100 leads per page (the ``limit`` the addon asks for), ``paging.cursors`` and a
+``next`` URL until the last page, and the ``time_created`` filtering. Every lead is
+a new person (own email and phone), the worst case: a contact, a lead, a chatter
+post and a notification each.
+
+The back-fill runs as the back-fill cron does: read page after page and store the
+leads in the inbox (one INSERT and one commit per page), then the inbox cron drains
+them in READ COMMITTED chunks of 50. It prints the time of each phase and leads/s
+from the first Graph call to the last lead created.
+"""
+
+import argparse
+import importlib.util
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import odoo
+from odoo import SUPERUSER_ID, api, fields
+from odoo.modules.registry import Registry
+from odoo.tools import config
+
+GRAPH_URL_PARAM = "crm_whatsapp_bridge.graph_url"
+FAKE_GRAPH = Path(__file__).resolve().parent.parent / "crm_whatsapp_bridge" / "tests" / "fake_graph.py"
+
+
+def load_fake_graph():
+    """The tests' fake Graph server, loaded by path: importing the tests package would load Odoo's test framework."""
+    spec = importlib.util.spec_from_file_location("cwb_fake_graph", FAKE_GRAPH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def workload(fake_graph, form_id, count, now):
+    """``count`` leads of new people, submitted over the last ``count`` seconds."""
+    return [fake_graph.lead_object(
+        f"9{form_id[-6:]}{index:08d}", form_id, now - timedelta(seconds=count - index), {
+            "full_name": f"Back-fill Person {index}",
+            "email": f"backfill.{form_id[-6:]}.{index}@example.com",
+            "phone_number": f"+1555{index:07d}",
+            "city": "Amman",
+            "how_many_users?": "11-50",
+        }, platform="ig" if index % 3 == 0 else "fb", campaign_name="Bench campaign")
+        for index in range(count)]
+
+
+def drain(registry, chunk_size):
+    done = 0
+    while True:
+        with registry.cursor() as cr:
+            claimed = api.Environment(cr, SUPERUSER_ID, {})["crm.inbox.event"]._process_chunk(
+                limit=chunk_size, read_committed=True)
+        if not claimed:
+            return done
+        done += claimed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", required=True, help="Odoo configuration file")
+    parser.add_argument("-d", "--database", required=True)
+    parser.add_argument("--leads", type=int, default=5000)
+    parser.add_argument("--chunk", type=int, default=50)
+    args = parser.parse_args()
+    config.parse_config(["-c", args.config, "-d", args.database, "--log-level=warn"])
+    odoo.service.server.load_server_wide_modules()
+    fake_graph = load_fake_graph()
+    registry = Registry(args.database)
+    page_id, form_id = f"66{uuid.uuid4().int % 10**12:012d}", f"67{uuid.uuid4().int % 10**12:012d}"
+    server = fake_graph.FakeGraphServer().__enter__()
+    now = fields.Datetime.now()
+    server.add_form_leads(form_id, workload(fake_graph, form_id, args.leads, now))
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        previous_url = env["ir.config_parameter"].get_param(GRAPH_URL_PARAM)
+        env["ir.config_parameter"].set_param(GRAPH_URL_PARAM, server.url)
+        page = env["crm.meta.page"].create({
+            "name": "Back-fill bench", "page_id": page_id, "access_token": "bench-token",
+            "user_id": env.ref("base.user_admin").id, "team_id": env["crm.team"].search([], limit=1).id})
+        form = env["crm.meta.form"].create({"name": "Bench form", "form_id": form_id, "page_id": page.id})
+        page_db_id, form_db_id = page.id, form.id
+    try:
+        start = time.perf_counter()
+        with registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            counts = env["crm.meta.form"].browse(form_db_id)._backfill(now - timedelta(days=1), commit=True)
+        fetched_at = time.perf_counter()
+        processed = drain(registry, args.chunk)
+        end = time.perf_counter()
+        with registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {"active_test": False})
+            created = env["crm.lead"].search_count([("meta_form_id", "=", form_db_id)])
+        pages = len([r for r in server.requests if r["path"] == f"/{form_id}/leads"])
+        print(f"read + store: {counts['fetched']} leads in {pages} Graph pages, {counts['queued']} new, "
+              f"{fetched_at - start:.2f} s -> {counts['fetched'] / (fetched_at - start):.0f} leads/s")
+        print(f"processing:   {processed} inbox events in {end - fetched_at:.2f} s -> "
+              f"{processed / (end - fetched_at):.1f} leads/s")
+        print(f"back-fill:    {created} leads created in {end - start:.2f} s -> {created / (end - start):.1f} leads/s")
+    finally:
+        server.__exit__(None, None, None)
+        with registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {"active_test": False})
+            env["ir.config_parameter"].set_param(GRAPH_URL_PARAM, previous_url or False)
+            leads = env["crm.lead"].search([("meta_page_id", "=", page_db_id)])
+            partners = leads.partner_id
+            env["crm.inbox.event"].search([("source", "=", "meta"), ("channel_ref", "=", page_id)]).unlink()
+            leads.unlink()
+            partners.unlink()
+            env["crm.meta.page"].browse(page_db_id).unlink()
+
+
+if __name__ == "__main__":
+    main()

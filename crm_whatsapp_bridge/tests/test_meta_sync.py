@@ -1,0 +1,187 @@
+import json
+from datetime import timedelta, timezone
+
+from odoo import fields
+from odoo.exceptions import AccessError, MissingError
+from odoo.tests import TransactionCase, new_test_user, tagged
+
+from .common import FORM_ID, PAGE_ID, STANDARD_QUESTIONS, MetaTestMixin
+from .fake_graph import graph_error_body, lead_object
+from .test_meta_processing import TOKEN_EXPIRED
+
+LEADS_PATH = f"/{FORM_ID}/leads"
+
+
+def unix(naive_utc):
+    return int(naive_utc.replace(tzinfo=timezone.utc).timestamp())
+
+
+@tagged("post_install", "-at_install")
+class TestMetaSync(MetaTestMixin, TransactionCase):
+    """Form sync, back-fill through cursor paging, the API's sync method and the crons."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_meta(graph_url=cls.start_fake_graph())
+        cls.manager = new_test_user(cls.env, login="meta_manager", name="Mona Manager",
+                                    groups="sales_team.group_sale_manager")
+        cls.Page = cls.env["crm.meta.page"].with_user(cls.manager)
+
+    def setUp(self):
+        super().setUp()
+        self.graph.requests.clear()
+        self.now = fields.Datetime.now()
+        self.graph.add_page_forms(PAGE_ID, [{"id": FORM_ID, "name": "Gold plan signup", "status": "ACTIVE",
+                                             "locale": "ar_AR", "questions": STANDARD_QUESTIONS}])
+        # Commits of the crons would end the test's transaction: keep them inside it.
+        self.patch(self.env.cr, "commit", lambda: None)
+
+    def leads(self, count, start=0, age=timedelta(hours=1), **answers):
+        return [lead_object(f"70000000000{start + i:05d}", FORM_ID, self.now - age + timedelta(minutes=i), {
+            "full_name": f"Back-fill {start + i}", "email": f"backfill{start + i}@example.com", **answers})
+            for i in range(count)]
+
+    def test_sync_forms_creates_forms_and_default_mapping_and_keeps_admin_choices(self):
+        self.graph.add_page_forms(PAGE_ID, [
+            {"id": FORM_ID, "name": "Gold plan signup v2", "status": "ACTIVE", "questions": STANDARD_QUESTIONS},
+            {"id": "900000000000012", "name": "Webinar", "status": "ARCHIVED", "locale": "en_US",
+             "questions": [{"key": "email", "label": "Email", "type": "EMAIL"},
+                           {"key": "job_title", "label": "Job title", "type": "JOB_TITLE"},
+                           {"key": "favourite_topic", "label": "Topic?", "type": "CUSTOM"}]},
+        ])
+        self.form.mapping_ids.filtered(lambda line: line.question_key == "city").target = "description"
+        self.page.with_user(self.manager).action_sync_forms()
+        self.assertEqual(self.form.name, "Gold plan signup v2")
+        webinar = self.env["crm.meta.form"].search([("form_id", "=", "900000000000012")])
+        self.assertEqual((webinar.page_id, webinar.status, webinar.locale), (self.page, "archived", "en_US"))
+        self.assertEqual({line.question_key: line.target for line in webinar.mapping_ids},
+                         {"email": "email", "job_title": "job_title", "favourite_topic": "description"})
+        self.assertEqual(self.form.mapping_ids.filtered(lambda line: line.question_key == "city").target,
+                         "description")
+        request = self.graph.received(f"/{PAGE_ID}/leadgen_forms", "GET")[0]
+        self.assertEqual(request["authorization"], "Bearer EAAP-page-token")
+
+    def test_sync_forms_with_expired_token_flags_the_page(self):
+        self.graph.respond(f"/{PAGE_ID}/leadgen_forms", (400, TOKEN_EXPIRED))
+        action = self.page.with_user(self.manager).action_sync_forms()
+        self.assertEqual(action["params"]["type"], "danger")
+        self.assertIn("Session has expired", self.page.token_error)
+
+    def test_backfill_follows_cursor_pages_and_creates_only_missing_leads(self):
+        leads = self.leads(7)
+        leads[6]["field_data"][1]["values"] = ["backfill1@example.com"]  # same person as lead 1
+        self.graph.add_form_leads(FORM_ID, leads, page_size=3)
+        # Lead 0 already came through the webhook.
+        self.graph.add_lead(leads[0])
+        self.store_leadgen(leads[0]["id"])
+        self.process_all()
+        since = self.now - timedelta(days=2)
+        result = self.Page._api_sync_meta(form_ids=[FORM_ID], since=since.isoformat())
+        self.assertEqual(
+            {key: result[key] for key in ("mode", "forms", "fetched", "created", "merged", "already_present",
+                                          "failed", "errors")},
+            {"mode": "inline", "forms": 1, "fetched": 7, "created": 5, "merged": 1, "already_present": 1,
+             "failed": 0, "errors": []})
+        pages = self.graph.received(LEADS_PATH, "GET")
+        self.assertEqual(len(pages), 3)
+        self.assertNotIn("after", pages[0]["args"])
+        self.assertTrue(pages[1]["args"]["after"])
+        self.assertEqual(json.loads(pages[0]["args"]["filtering"]), [
+            {"field": "time_created", "operator": "GREATER_THAN", "value": unix(since)}])
+        self.assertIn("field_data", pages[0]["args"]["fields"])
+        created = self.env["crm.lead"].search([("meta_form_id", "=", self.form.id)])
+        self.assertEqual(len(created), 6)
+        self.assertEqual(sorted(created.mapped("meta_leadgen_id")), sorted(lead["id"] for lead in leads[:6]))
+        # No further Graph call per lead: the back-fill carries the answers.
+        self.assertFalse([p for p in self.graph.paths() if p.startswith("/70000000000")][1:])
+        # A second run finds everything present.
+        again = self.Page._api_sync_meta(form_ids=[FORM_ID], since=since.isoformat())
+        self.assertEqual((again["fetched"], again["created"], again["already_present"]), (7, 0, 7))
+
+    def test_backfill_respects_since(self):
+        self.graph.add_form_leads(FORM_ID, self.leads(2, age=timedelta(days=3)) + self.leads(3, start=10))
+        result = self.Page._api_sync_meta(page_ids=[PAGE_ID], since=(self.now - timedelta(days=1)).isoformat())
+        self.assertEqual((result["fetched"], result["created"]), (3, 3))
+
+    def test_rate_limit_while_paging_is_retried(self):
+        self.graph.add_form_leads(FORM_ID, self.leads(5), page_size=2,
+                                  errors={1: (400, graph_error_body(17, "User request limit reached"))})
+        result = self.Page._api_sync_meta(form_ids=[int(FORM_ID)], since=unix(self.now - timedelta(days=1)))
+        self.assertEqual((result["fetched"], result["created"], result["errors"]), (5, 5, []))
+
+    def test_expired_token_reports_error_and_flags_page(self):
+        self.graph.respond(LEADS_PATH, (400, TOKEN_EXPIRED))
+        result = self.Page._api_sync_meta(form_ids=[FORM_ID], since="2026-11-20")
+        self.assertEqual(result["fetched"], 0)
+        self.assertEqual(result["errors"][0]["form_id"], FORM_ID)
+        self.assertIn("Session has expired", result["errors"][0]["message"])
+        self.assertTrue(self.page.token_error)
+        calls = len(self.graph.received(LEADS_PATH, "GET"))
+        self.Page._api_sync_meta(form_ids=[FORM_ID], since="2026-11-20")
+        self.assertEqual(len(self.graph.received(LEADS_PATH, "GET")), calls, "no call with a known bad token")
+
+    def test_arguments_are_validated_with_the_parameter_named(self):
+        cases = [
+            ({"page_ids": "104729358201746"}, ValueError, "page_ids"),
+            ({"page_ids": ["abc"]}, ValueError, "page_ids"),
+            ({"form_ids": [True]}, ValueError, "form_ids"),
+            ({"since": "last week"}, ValueError, "since"),
+            ({"since": (self.now + timedelta(days=2)).isoformat()}, ValueError, "since"),
+            ({"page_ids": ["123"]}, MissingError, "page_ids"),
+            ({"form_ids": [FORM_ID, "456"]}, MissingError, "form_ids"),
+        ]
+        for kwargs, error, name in cases:
+            with self.subTest(**kwargs), self.assertRaises(error) as info:
+                self.Page._api_sync_meta(**kwargs)
+            self.assertIn(name, str(info.exception))
+
+    def test_only_sales_managers_may_sync(self):
+        with self.assertRaises(AccessError):
+            self.env["crm.meta.page"].with_user(self.salesperson)._api_sync_meta(form_ids=[FORM_ID])
+
+    def test_large_range_is_queued_to_the_cron(self):
+        self.graph.add_form_leads(FORM_ID, self.leads(4, age=timedelta(days=30)), page_size=3)
+        cron = self.env.ref("crm_whatsapp_bridge.ir_cron_meta_backfill")
+        triggers = self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)])
+        result = self.Page._api_sync_meta(page_ids=[PAGE_ID])  # default: 90 days
+        self.assertEqual((result["mode"], result["forms"], result["fetched"], result["created"]), ("queued", 1, 0, 0))
+        self.assertEqual(self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)]), triggers + 1)
+        self.assertAlmostEqual(self.form.backfill_since, self.now - timedelta(days=90), delta=timedelta(minutes=1))
+        self.assertFalse(self.graph.received(LEADS_PATH, "GET"))
+        self.env["crm.meta.form"]._cron_backfill()
+        self.assertFalse(self.form.backfill_since)
+        self.assertTrue(self.form.last_backfill_result.startswith("4 read, 4 new"))
+        self.process_all()
+        self.assertEqual(self.env["crm.lead"].search_count([("meta_form_id", "=", self.form.id)]), 4)
+
+    def test_older_than_retention_is_clamped(self):
+        result = self.Page._api_sync_meta(form_ids=[FORM_ID], since="2020-01-01T00:00:00Z")
+        self.assertTrue(result["since_clamped"])
+        self.assertEqual(result["mode"], "queued")
+
+    def test_sync_now_button_queues_the_90_days(self):
+        action = self.page.with_user(self.manager).action_sync_now()
+        self.assertEqual(action["tag"], "display_notification")
+        self.assertTrue(self.form.backfill_since)
+
+    def test_daily_cron_reads_the_last_48_hours(self):
+        self.graph.add_form_leads(FORM_ID, self.leads(2, age=timedelta(days=5)) + self.leads(3, start=20))
+        self.env["crm.meta.page"]._cron_daily_sync()
+        request = self.graph.received(LEADS_PATH, "GET")[0]
+        since = json.loads(request["args"]["filtering"])[0]["value"]
+        self.assertAlmostEqual(since, unix(self.now - timedelta(hours=48)), delta=120)
+        self.process_all()
+        self.assertEqual(self.env["crm.lead"].search_count([("meta_form_id", "=", self.form.id)]), 3)
+
+    def test_page_token_is_admin_only_and_salespeople_read_only(self):
+        for user in (self.salesperson, self.manager):
+            with self.assertRaises(AccessError):
+                self.page.with_user(user).read(["access_token"])
+        self.assertEqual(self.page.with_user(self.admin).read(["access_token"])[0]["access_token"], "EAAP-page-token")
+        self.assertEqual(self.page.with_user(self.salesperson).read(["name"])[0]["name"], "Amin Trading")
+        with self.assertRaises(AccessError):
+            self.page.with_user(self.salesperson).write({"name": "mine"})
+        with self.assertRaises(AccessError):
+            self.form.mapping_ids[0].with_user(self.salesperson).write({"target": "ignore"})
+        self.form.mapping_ids[0].with_user(self.manager).write({"target": "ignore"})
