@@ -1,10 +1,12 @@
 import functools
+import json
 
 from odoo import http
+from odoo.exceptions import MissingError
 from odoo.http import request
 from odoo.tools.misc import file_open
 
-from ..tools.api_params import ApiError, check_text
+from ..tools.api_params import ApiError, bad_parameter, check_text
 
 SALESMAN_GROUP = "sales_team.group_sale_salesman"
 MANAGER_GROUP = "sales_team.group_sale_manager"
@@ -34,6 +36,20 @@ def api_route(path, method, group):
     return decorate
 
 
+def json_body():
+    """The request's JSON object; an empty body is an empty object."""
+    raw = request.httprequest.get_data()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return body
+
+
 def api_error(exc):
     return request.make_json_response(exc.as_json(), status=exc.status)
 
@@ -53,7 +69,18 @@ class CrmJsonApi(http.Controller):
 
     @api_route("/crm/sync-meta", "POST", MANAGER_GROUP)
     def sync_meta(self, **params):
-        raise ApiError(501, "not_implemented", "Lead Ads back-fill is not available in this version")
+        """Back-fill Lead Ads leads: 200 with the counts, or 202 when queued to the cron."""
+        body = json_body()
+        unknown = set(body) - {"page_ids", "form_ids", "since"}
+        if unknown:
+            raise bad_parameter(sorted(unknown)[0], "is not a parameter of this route")
+        try:
+            result = request.env["crm.meta.page"]._api_sync_meta(**body)
+        except ValueError as exc:
+            raise ApiError(400, "invalid_parameter", str(exc)) from None
+        except MissingError as exc:
+            raise ApiError(404, "not_found", exc.args[0]) from None
+        return request.make_json_response(result, status=202 if result["mode"] == "queued" else 200)
 
     @api_route("/crm/sync-bigquery", "POST", MANAGER_GROUP)
     def sync_bigquery(self, **params):

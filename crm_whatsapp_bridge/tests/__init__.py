@@ -1,5 +1,6 @@
 from . import (
     test_api,
+    test_api_sync_meta,
     test_concurrency,
     test_meta_processing,
     test_meta_sync,
