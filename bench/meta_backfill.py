@@ -20,8 +20,10 @@ from the first Graph call to the last lead created.
 """
 
 import argparse
-import importlib.util
+import importlib
+import sys
 import time
+import types
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -36,11 +38,12 @@ FAKE_GRAPH = Path(__file__).resolve().parent.parent / "crm_whatsapp_bridge" / "t
 
 
 def load_fake_graph():
-    """The tests' fake Graph server, loaded by path: importing the tests package would load Odoo's test framework."""
-    spec = importlib.util.spec_from_file_location("cwb_fake_graph", FAKE_GRAPH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The tests' fake Graph server, without importing the tests package (that would load Odoo's
+    test framework): its folder is registered as a bare package first."""
+    package = types.ModuleType("cwb_test_fakes")
+    package.__path__ = [str(FAKE_GRAPH.parent)]
+    sys.modules.setdefault("cwb_test_fakes", package)
+    return importlib.import_module("cwb_test_fakes.fake_graph")
 
 
 def workload(fake_graph, form_id, count, now):

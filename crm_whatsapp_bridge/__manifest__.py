@@ -7,7 +7,7 @@
     "author": "crm_whatsapp_bridge contributors",
     "website": "https://github.com/crm-whatsapp-bridge/crm_whatsapp_bridge",
     "depends": ["crm", "mail", "bus", "phone_validation", "utm"],
-    "external_dependencies": {"python": ["phonenumbers", "requests", "tenacity"]},
+    "external_dependencies": {"python": ["phonenumbers", "requests", "tenacity", "google-auth"]},
     "data": [
         "security/crm_whatsapp_bridge_security.xml",
         "security/ir.model.access.csv",
@@ -22,6 +22,7 @@
         "views/crm_lead_views.xml",
         "views/crm_lead_meta_views.xml",
         "views/res_partner_views.xml",
+        "views/crm_bigquery_export_views.xml",
         "views/res_config_settings_views.xml",
         "views/crm_lead_report_views.xml",
         "wizard/crm_whatsapp_composer_views.xml",

@@ -2,7 +2,7 @@ import functools
 import json
 
 from odoo import http
-from odoo.exceptions import MissingError
+from odoo.exceptions import MissingError, UserError
 from odoo.http import request
 from odoo.tools.misc import file_open
 
@@ -84,7 +84,26 @@ class CrmJsonApi(http.Controller):
 
     @api_route("/crm/sync-bigquery", "POST", MANAGER_GROUP)
     def sync_bigquery(self, **params):
-        raise ApiError(501, "not_implemented", "The BigQuery export is not available in this version")
+        """Queue a BigQuery export now (``{"full": true}`` re-exports everything): 202 with the run."""
+        body = json_body()
+        unknown = set(body) - {"full"}
+        if unknown:
+            raise bad_parameter(sorted(unknown)[0], "is not a parameter of this route")
+        try:
+            run = request.env["crm.bigquery.export.run"]._api_start(full=body.get("full", False))
+        except ValueError as exc:
+            raise ApiError(400, "invalid_parameter", str(exc)) from None
+        except UserError as exc:
+            raise ApiError(409, "not_configured", exc.args[0]) from None
+        return request.make_json_response(run._api_state(), status=202)
+
+    @api_route("/crm/sync-bigquery/<int:run_id>", "GET", MANAGER_GROUP)
+    def sync_bigquery_state(self, run_id, **params):
+        """The state of an export run."""
+        run = request.env["crm.bigquery.export.run"].browse(run_id).exists()
+        if not run:
+            raise ApiError(404, "not_found", f"run_id: no export run {run_id}")
+        return request.make_json_response(run._api_state())
 
     @http.route("/crm/openapi.yaml", type="http", auth="none", methods=["GET"], csrf=False,
                 save_session=False)

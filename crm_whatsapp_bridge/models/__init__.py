@@ -1,4 +1,5 @@
 from . import (
+    crm_bigquery_export,
     crm_inbox_event,
     crm_inbox_event_meta,
     crm_inbox_event_whatsapp,

@@ -1,5 +1,7 @@
-from odoo import api, fields, models
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
 
+from ..tools.bigquery import BigQueryError, parse_service_account_key
 from ..tools.graph_client import DEFAULT_GRAPH_URL
 
 WEBHOOK_PATH = "/crm/webhook/whatsapp"
@@ -24,6 +26,24 @@ class ResConfigSettings(models.TransientModel):
     crm_whatsapp_webhook_url = fields.Char("WhatsApp Webhook URL", compute="_compute_crm_whatsapp_webhook_url")
     crm_meta_webhook_url = fields.Char("Lead Ads Webhook URL", compute="_compute_crm_whatsapp_webhook_url")
     crm_whatsapp_account_count = fields.Integer(compute="_compute_crm_whatsapp_account_count")
+    crm_bigquery_project = fields.Char(
+        "BigQuery Project ID", config_parameter="crm_whatsapp_bridge.bigquery_project", groups="base.group_system")
+    crm_bigquery_dataset = fields.Char(
+        "BigQuery Dataset", config_parameter="crm_whatsapp_bridge.bigquery_dataset", default="crm_export",
+        groups="base.group_system")
+    crm_bigquery_location = fields.Char(
+        "BigQuery Location", config_parameter="crm_whatsapp_bridge.bigquery_location", default="EU",
+        groups="base.group_system", help="Where the dataset is created, e.g. EU, US or europe-west1.")
+    crm_bigquery_key = fields.Char(
+        "Service-Account Key", config_parameter="crm_whatsapp_bridge.bigquery_key", groups="base.group_system",
+        help="The JSON key file of a Google service account with the BigQuery Data Editor and Job User roles.")
+    crm_bigquery_interval = fields.Integer(
+        "Export Every (Hours)", default=1, groups="base.group_system",
+        compute="_compute_crm_bigquery_interval", inverse="_inverse_crm_bigquery_interval")
+    crm_bigquery_export_text = fields.Boolean(
+        "Export Message Text", config_parameter="crm_whatsapp_bridge.bigquery_export_text",
+        groups="base.group_system",
+        help="Also export the text of WhatsApp messages. Off by default: messages can hold personal data.")
 
     @api.depends("company_id")
     def _compute_crm_whatsapp_webhook_url(self):
@@ -43,3 +63,48 @@ class ResConfigSettings(models.TransientModel):
 
     def action_open_meta_pages(self):
         return self.env["ir.actions.act_window"]._for_xml_id("crm_whatsapp_bridge.crm_meta_page_action")
+
+    def _bigquery_cron(self):
+        return self.env.ref("crm_whatsapp_bridge.ir_cron_bigquery_export", raise_if_not_found=False)
+
+    def _compute_crm_bigquery_interval(self):
+        cron = self._bigquery_cron()
+        hours = cron.interval_number * (24 if cron.interval_type == "days" else 1) if cron else 1
+        for settings in self:
+            settings.crm_bigquery_interval = hours
+
+    def _inverse_crm_bigquery_interval(self):
+        cron = self._bigquery_cron()
+        for settings in self:
+            if settings.crm_bigquery_interval < 1:
+                raise UserError(_("The BigQuery export interval must be at least one hour."))
+            if cron and (cron.interval_number, cron.interval_type) != (settings.crm_bigquery_interval, "hours"):
+                cron.sudo().write({"interval_number": settings.crm_bigquery_interval, "interval_type": "hours"})
+
+    @api.constrains("crm_bigquery_key")
+    def _check_crm_bigquery_key(self):
+        for settings in self:
+            if settings.crm_bigquery_key:
+                try:
+                    parse_service_account_key(settings.crm_bigquery_key)
+                except ValueError as exc:
+                    raise UserError(str(exc)) from None
+
+    def action_bigquery_test_connection(self):
+        """Authenticate, create the dataset and tables when missing, and say what was found."""
+        self.execute()
+        Run = self.env["crm.bigquery.export.run"]
+        try:
+            config = Run._config()
+            client = Run._client(config)
+            dataset_created, created = Run._prepare_dataset(client, config)
+        except (BigQueryError, UserError) as exc:
+            return self._bigquery_notification("danger", str(exc))
+        found = (_("Dataset %s created.", config["dataset"]) if dataset_created
+                 else _("Dataset %s found.", config["dataset"]))
+        made = _("Created: %s.", ", ".join(created)) if created else _("All tables and the view exist.")
+        return self._bigquery_notification("success", f"{found} {made}")
+
+    def _bigquery_notification(self, kind, message):
+        return {"type": "ir.actions.client", "tag": "display_notification",
+                "params": {"type": kind, "title": _("BigQuery"), "message": message, "sticky": kind == "danger"}}

@@ -1,6 +1,7 @@
 from . import (
     test_api,
     test_api_sync_meta,
+    test_bigquery_export,
     test_concurrency,
     test_meta_processing,
     test_meta_sync,

@@ -5,31 +5,21 @@ Tests script its answers per path and read back the exact requests it received.
 
 import base64
 import json
-import threading
 from collections import deque
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from .fake_server import LocalServer
 
-class FakeGraphServer:
+
+class FakeGraphServer(LocalServer):
     def __init__(self):
         self.requests = []
         self._scripted = {}
         self._handlers = {}
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._thread.join(5)
+        super().__init__()
 
     def respond(self, path, *answers):
         """Queue answers for ``path``: (status, json_or_bytes[, content_type]); the last one repeats."""

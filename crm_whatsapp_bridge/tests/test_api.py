@@ -93,17 +93,6 @@ class TestCrmJsonApi(WhatsappTestMixin, HttpCase):
     def test_user_without_crm_right_is_403(self):
         self.assertApiError(self.get("/crm/leads", self.no_crm_user), 403, "forbidden")
 
-    def test_sync_routes_need_a_manager(self):
-        for path in ("/crm/sync-bigquery",):
-            url = self.base_url() + path
-            self.assertApiError(self.opener.post(url, json={}, timeout=30), 401, "unauthorized")
-            as_salesperson = self.opener.post(
-                url, json={}, headers={"Authorization": f"Bearer {self.keys[self.salesperson]}"}, timeout=30)
-            self.assertApiError(as_salesperson, 403, "forbidden")
-            as_manager = self.opener.post(
-                url, json={}, headers={"Authorization": f"Bearer {self.keys[self.admin]}"}, timeout=30)
-            self.assertApiError(as_manager, 501, "not_implemented")
-
     def test_options_only_tells_the_allowed_method(self):
         headers = {"Authorization": f"Bearer {self.keys[self.admin]}"}
         response = self.opener.options(self.base_url() + "/crm/sync-meta", headers=headers, timeout=30)

@@ -1,0 +1,312 @@
+import logging
+from datetime import datetime, timedelta, timezone
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools import SQL
+
+from ..tools.bigquery import (
+    BigQueryClient,
+    BigQueryError,
+    fetch_access_token,
+    job_id,
+    ndjson,
+    parse_service_account_key,
+)
+from ..tools.bigquery_tables import LATEST_VIEW, TABLES, latest_view_query
+from .crm_inbox_event import notify_admins
+
+_logger = logging.getLogger(__name__)
+
+PARAM = "crm_whatsapp_bridge.bigquery_"
+EPOCH = datetime(1970, 1, 1)
+# Rows per load job: one job's NDJSON is built in memory, so this bounds the export's memory.
+JOB_ROWS = 20000
+# Rows written this recently are left for the next run: a transaction still open when the
+# export reads may commit rows with an older write_date, which a later run must not skip.
+DEFAULT_LAG_SECONDS = 60
+
+# Per table: the rows after a keyset position (key_date, key_id), in key order. Every query
+# selects the row's columns, then its keyset position as _key_date and _key_id.
+ROW_QUERIES = {
+    "crm_leads": """
+        SELECT l.id AS lead_id, l.name, l.type, l.stage_id, s.name->>'en_US' AS stage, l.probability,
+               l.expected_revenue, cur.name AS currency, l.partner_id, p.name AS partner_name,
+               COALESCE(p.email, l.email_from) AS partner_email,
+               COALESCE(l.phone_sanitized, p.phone_sanitized) AS partner_phone,
+               l.user_id, up.name AS salesperson, l.team_id, t.name->>'en_US' AS team,
+               src.name AS utm_source, med.name AS utm_medium, camp.name AS utm_campaign,
+               l.meta_leadgen_id, l.meta_ad_id, l.meta_form_ref AS meta_form_id,
+               COALESCE(wa.display_phone_number, wa.name) AS whatsapp_number,
+               l.create_date AS created_at, l.write_date AS updated_at, l.date_conversion AS converted_at,
+               CASE WHEN l.active AND s.is_won THEN l.date_closed END AS won_at,
+               CASE WHEN NOT l.active AND l.probability = 0 THEN COALESCE(l.date_closed, l.write_date) END
+                   AS lost_at,
+               l.active, l.write_date AS _key_date, l.id AS _key_id
+          FROM crm_lead l
+     LEFT JOIN crm_stage s ON s.id = l.stage_id
+     LEFT JOIN res_company c ON c.id = l.company_id
+     LEFT JOIN res_currency cur ON cur.id = c.currency_id
+     LEFT JOIN res_partner p ON p.id = l.partner_id
+     LEFT JOIN res_users u ON u.id = l.user_id
+     LEFT JOIN res_partner up ON up.id = u.partner_id
+     LEFT JOIN crm_team t ON t.id = l.team_id
+     LEFT JOIN utm_source src ON src.id = l.source_id
+     LEFT JOIN utm_medium med ON med.id = l.medium_id
+     LEFT JOIN utm_campaign camp ON camp.id = l.campaign_id
+     LEFT JOIN crm_whatsapp_account wa ON wa.id = l.whatsapp_account_id
+         WHERE (l.write_date, l.id) > (%(after_date)s, %(after_id)s)
+           AND (l.write_date, l.id) <= (%(upto_date)s, %(upto_id)s)
+      ORDER BY l.write_date, l.id
+         LIMIT %(limit)s""",
+    "crm_stage_history": """
+        SELECT v.id AS tracking_id, m.res_id AS lead_id, v.old_value_integer AS old_stage_id,
+               v.old_value_char AS old_stage, v.new_value_integer AS new_stage_id,
+               v.new_value_char AS new_stage, m.date AS changed_at, v.create_uid AS changed_by_id,
+               up.name AS changed_by, v.create_date AS _key_date, v.id AS _key_id
+          FROM mail_tracking_value v
+          JOIN mail_message m ON m.id = v.mail_message_id
+          JOIN ir_model_fields f ON f.id = v.field_id
+     LEFT JOIN res_users u ON u.id = v.create_uid
+     LEFT JOIN res_partner up ON up.id = u.partner_id
+         WHERE m.model = 'crm.lead' AND f.model = 'crm.lead' AND f.name = 'stage_id'
+           AND (v.create_date, v.id) > (%(after_date)s, %(after_id)s)
+           AND (v.create_date, v.id) <= (%(upto_date)s, %(upto_id)s)
+      ORDER BY v.create_date, v.id
+         LIMIT %(limit)s""",
+    "whatsapp_messages": """
+        SELECT w.id AS message_id, w.lead_id, COALESCE(a.display_phone_number, a.name) AS whatsapp_number,
+               w.direction, w.message_type, w.state, COALESCE(w.message_date, w.create_date) AS message_at,
+               w.status_date AS status_at, w.write_date AS updated_at, w.error_code,
+               CASE WHEN %(with_text)s THEN w.body END AS body,
+               w.write_date AS _key_date, w.id AS _key_id
+          FROM crm_whatsapp_message w
+     LEFT JOIN crm_whatsapp_account a ON a.id = w.account_id
+         WHERE (w.write_date, w.id) > (%(after_date)s, %(after_id)s)
+           AND (w.write_date, w.id) <= (%(upto_date)s, %(upto_id)s)
+      ORDER BY w.write_date, w.id
+         LIMIT %(limit)s""",
+}
+
+
+def _json_ready(row):
+    """The row without its keyset columns, with times as BigQuery TIMESTAMP text (UTC)."""
+    return {key: (value.isoformat(sep=" ", timespec="microseconds") if isinstance(value, datetime) else value)
+            for key, value in row.items() if not key.startswith("_key_")}
+
+
+class CrmBigqueryWatermark(models.Model):
+    """How far each table is exported: the keyset position of the last loaded row."""
+
+    _name = "crm.bigquery.watermark"
+    _description = "BigQuery Export Watermark"
+    _rec_name = "table_name"
+
+    table_name = fields.Char(required=True, readonly=True)
+    generation = fields.Integer(default=1, readonly=True,
+                                help="Raised by a full re-export, so its load jobs get new ids.")
+    last_date = fields.Datetime(readonly=True)
+    last_id = fields.Integer(readonly=True)
+    pending_date = fields.Datetime(readonly=True, help="End of the batch being loaded, kept across crashes.")
+    pending_id = fields.Integer(readonly=True)
+
+    _sql_constraints = [("table_name_unique", "unique(table_name)", "One watermark per table.")]
+
+    @api.model
+    def _for_table(self, table):
+        return self.search([("table_name", "=", table)]) or self.create({"table_name": table})
+
+    def _position(self):
+        return (self.last_date or EPOCH, self.last_id)
+
+    def _restart(self):
+        """Forget what was exported: the next run loads everything again, under new job ids."""
+        for watermark in self:
+            watermark.write({"generation": watermark.generation + 1, "last_date": False, "last_id": 0,
+                             "pending_date": False, "pending_id": 0})
+
+
+class CrmBigqueryExportRun(models.Model):
+    """One export to BigQuery: what it loaded, how it ended."""
+
+    _name = "crm.bigquery.export.run"
+    _description = "BigQuery Export Run"
+    _inherit = ["mail.thread"]
+    _order = "id desc"
+
+    state = fields.Selection([("queued", "Queued"), ("running", "Running"), ("done", "Done"), ("failed", "Failed")],
+                             default="queued", required=True, readonly=True, tracking=True)
+    full = fields.Boolean("Full Re-export", readonly=True)
+    trigger = fields.Selection([("schedule", "Schedule"), ("api", "API"), ("manual", "Manual")],
+                               default="schedule", required=True, readonly=True)
+    requested_by = fields.Many2one("res.users", readonly=True, default=lambda self: self.env.user)
+    started_at = fields.Datetime(readonly=True)
+    finished_at = fields.Datetime(readonly=True)
+    rows_leads = fields.Integer("Lead Rows", readonly=True)
+    rows_stage_history = fields.Integer("Stage Change Rows", readonly=True)
+    rows_messages = fields.Integer("WhatsApp Message Rows", readonly=True)
+    job_count = fields.Integer("Load Jobs", readonly=True)
+    error = fields.Text(readonly=True)
+
+    _ROW_FIELDS = {"crm_leads": "rows_leads", "crm_stage_history": "rows_stage_history",
+                   "whatsapp_messages": "rows_messages"}
+
+    @api.depends("create_date")
+    def _compute_display_name(self):
+        for run in self:
+            run.display_name = _("BigQuery export #%s", run.id)
+
+    # ------------------------------------------------------------------ configuration
+
+    @api.model
+    def _config(self):
+        """The export's settings; UserError naming what an admin has to fill in."""
+        params = self.env["ir.config_parameter"].sudo()
+        config = {key: params.get_param(PARAM + key) for key in ("project", "dataset", "location", "key", "url",
+                                                                 "export_text", "lag_seconds")}
+        missing = [label for key, label in (("project", _("project id")), ("dataset", _("dataset")),
+                                            ("key", _("service-account key"))) if not config[key]]
+        if missing:
+            raise UserError(_("BigQuery export is not configured: set the %s in Settings > CRM.",
+                              ", ".join(missing)))
+        try:
+            config["key_info"] = parse_service_account_key(config["key"])
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        config["location"] = config["location"] or "EU"
+        config["token_url"] = params.get_param("crm_whatsapp_bridge.oauth_token_url") or None
+        config["lag"] = int(config["lag_seconds"] or DEFAULT_LAG_SECONDS)
+        return config
+
+    @api.model
+    def _is_configured(self):
+        params = self.env["ir.config_parameter"].sudo()
+        return all(params.get_param(PARAM + key) for key in ("project", "dataset", "key"))
+
+    @api.model
+    def _client(self, config):
+        token = fetch_access_token(config["key_info"], config["token_url"])
+        return BigQueryClient(config["project"], config["location"], token, base_url=config["url"])
+
+    @api.model
+    def _prepare_dataset(self, client, config):
+        """Create the dataset, the tables and the latest-version view when missing; say what was made."""
+        _dataset, dataset_created = client.ensure_dataset(config["dataset"])
+        created = [name for name, (schema, partition) in TABLES.items()
+                   if client.ensure_table(config["dataset"], name, schema, partition)]
+        if client.ensure_table(config["dataset"], LATEST_VIEW,
+                               view_query=latest_view_query(config["project"], config["dataset"])):
+            created.append(LATEST_VIEW)
+        return dataset_created, created
+
+    # ------------------------------------------------------------------ running
+
+    @api.model
+    def _api_start(self, full=False):
+        """Queue an export now (POST /crm/sync-bigquery) and wake the cron; return the run."""
+        if not isinstance(full, bool):
+            raise ValueError("full: must be true or false")
+        self._config()  # refuse at once when the export cannot run
+        # Runs are admin records; a Sales Manager may ask for one and read it, nothing more.
+        run = self.sudo().create({"full": full, "trigger": "api", "requested_by": self.env.uid})
+        self.env.ref("crm_whatsapp_bridge.ir_cron_bigquery_export").sudo()._trigger()
+        return run.sudo(False)
+
+    def _api_state(self):
+        """GET /crm/sync-bigquery/<id>: the run as JSON."""
+        self.ensure_one()
+
+        def stamp(value):
+            return value.isoformat(timespec="seconds") + "Z" if value else None
+
+        return {"id": self.id, "state": self.state, "full": self.full, "trigger": self.trigger,
+                "started_at": stamp(self.started_at), "finished_at": stamp(self.finished_at),
+                "rows": {"crm_leads": self.rows_leads, "crm_stage_history": self.rows_stage_history,
+                         "whatsapp_messages": self.rows_messages},
+                "jobs": self.job_count, "error": self.error or None}
+
+    @api.model
+    def _cron_export(self):
+        """Scheduled export: run the queued runs, or one new run when none is queued."""
+        runs = self.search([("state", "=", "queued")], order="id")
+        if not runs:
+            if not self._is_configured():
+                return
+            runs = self.create({"trigger": "schedule"})
+        for run in runs:
+            run._execute()
+
+    def action_export_now(self):
+        """Settings button: export now, in this request."""
+        run = self.create({"trigger": "manual"})
+        run._execute()
+        return run._open_action()
+
+    def _open_action(self):
+        return {"type": "ir.actions.act_window", "res_model": self._name, "res_id": self.id,
+                "view_mode": "form", "target": "current"}
+
+    def _commit(self):
+        # The export commits after each confirmed load job, so a crash keeps what is done.
+        self.env.cr.commit()
+
+    def _execute(self):
+        """Export every table from its watermark; record the outcome on the run."""
+        self.ensure_one()
+        self.write({"state": "running", "started_at": fields.Datetime.now(), "error": False})
+        self._commit()
+        try:
+            config = self._config()
+            client = self._client(config)
+            self._prepare_dataset(client, config)
+            if self.full:
+                self.env["crm.bigquery.watermark"].search([])._restart()
+            for table in TABLES:
+                self._export_table(client, config, table)
+        except (BigQueryError, UserError) as exc:
+            # Everything loaded so far is committed with its watermark; nothing else to undo.
+            _logger.warning("BigQuery export %s failed: %s", self.id, exc)
+            self.write({"state": "failed", "finished_at": fields.Datetime.now(), "error": str(exc)})
+            notify_admins(self.env, [(self, _("The BigQuery export failed: %s", exc))],
+                          _("BigQuery export"), _("The BigQuery export failed: %s", exc))
+        else:
+            self.write({"state": "done", "finished_at": fields.Datetime.now()})
+        self.env["ir.cron"]._notify_progress(done=self.job_count, remaining=0)
+        self._commit()
+
+    def _export_table(self, client, config, table):
+        watermark = self.env["crm.bigquery.watermark"]._for_table(table)
+        schema = TABLES[table][0]
+        horizon = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=config["lag"])
+        while True:
+            rows = self._rows_to_load(table, watermark, horizon, bool(config["export_text"]))
+            if not rows:
+                return
+            if not watermark.pending_date:
+                # Remember the batch's end before loading: a re-run rebuilds exactly this batch,
+                # so it gets the same job id and BigQuery refuses to load it twice.
+                watermark.write({"pending_date": rows[-1]["_key_date"], "pending_id": rows[-1]["_key_id"]})
+                self._commit()
+            job = job_id(table, watermark.generation, watermark._position(),
+                         (watermark.pending_date, watermark.pending_id))
+            loaded = client.load(config["dataset"], table, schema, job, ndjson(_json_ready(row) for row in rows))
+            self._advance_watermark(watermark, table, loaded)
+
+    def _rows_to_load(self, table, watermark, horizon, with_text):
+        after_date, after_id = watermark._position()
+        if watermark.pending_date:
+            upto, limit = (watermark.pending_date, watermark.pending_id), None
+        else:
+            upto, limit = (horizon, 2**31 - 1), JOB_ROWS
+        self.env.flush_all()
+        return self.env.execute_query_dict(SQL(ROW_QUERIES[table], after_date=after_date, after_id=after_id,
+                                               upto_date=upto[0], upto_id=upto[1], limit=limit,
+                                               with_text=with_text))
+
+    def _advance_watermark(self, watermark, table, loaded_rows):
+        """The job is confirmed done: move the watermark to the batch's end and count its rows."""
+        watermark.write({"last_date": watermark.pending_date, "last_id": watermark.pending_id,
+                         "pending_date": False, "pending_id": 0})
+        field = self._ROW_FIELDS[table]
+        self.write({field: self[field] + loaded_rows, "job_count": self.job_count + 1})
+        self._commit()
