@@ -123,7 +123,10 @@ class CrmLead(models.Model):
         position = decode_cursor(params.get("cursor"))
         if position:
             stamp, last_id = position
-            domain += ["|", ("write_date", ">", stamp), "&", ("write_date", "=", stamp), ("id", ">", last_id)]
+            # The ">=" gives the (write_date, id) index a range start; the OR alone would make
+            # PostgreSQL read every row before the cursor on deep pages.
+            domain += [("write_date", ">=", stamp),
+                       "|", ("write_date", ">", stamp), ("id", ">", last_id)]
         leads = self.with_context(active_test=False).search_fetch(
             domain, self._api_lead_fields(), order="write_date, id", limit=limit + 1)
         page = leads[:limit]
