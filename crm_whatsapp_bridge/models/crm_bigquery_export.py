@@ -15,6 +15,7 @@ from ..tools.bigquery import (
 )
 from ..tools.bigquery_tables import LATEST_VIEW, TABLES, latest_view_query
 from .crm_inbox_event import notify_admins
+from .crm_lead_api import lead_rows_sql
 
 _logger = logging.getLogger(__name__)
 
@@ -28,37 +29,12 @@ DEFAULT_LAG_SECONDS = 60
 
 # Per table: the rows after a keyset position (key_date, key_id), in key order. Every query
 # selects the row's columns, then its keyset position as _key_date and _key_id.
-ROW_QUERIES = {
-    "crm_leads": """
-        SELECT l.id AS lead_id, l.name, l.type, l.stage_id, s.name->>'en_US' AS stage, l.probability,
-               l.expected_revenue, cur.name AS currency, l.partner_id, p.name AS partner_name,
-               COALESCE(p.email, l.email_from) AS partner_email,
-               COALESCE(l.phone_sanitized, p.phone_sanitized) AS partner_phone,
-               l.user_id, up.name AS salesperson, l.team_id, t.name->>'en_US' AS team,
-               src.name AS utm_source, med.name AS utm_medium, camp.name AS utm_campaign,
-               l.meta_leadgen_id, l.meta_ad_id, l.meta_form_ref AS meta_form_id,
-               COALESCE(wa.display_phone_number, wa.name) AS whatsapp_number,
-               l.create_date AS created_at, l.write_date AS updated_at, l.date_conversion AS converted_at,
-               CASE WHEN l.active AND s.is_won THEN l.date_closed END AS won_at,
-               CASE WHEN NOT l.active AND l.probability = 0 THEN COALESCE(l.date_closed, l.write_date) END
-                   AS lost_at,
-               l.active, l.write_date AS _key_date, l.id AS _key_id
-          FROM crm_lead l
-     LEFT JOIN crm_stage s ON s.id = l.stage_id
-     LEFT JOIN res_company c ON c.id = l.company_id
-     LEFT JOIN res_currency cur ON cur.id = c.currency_id
-     LEFT JOIN res_partner p ON p.id = l.partner_id
-     LEFT JOIN res_users u ON u.id = l.user_id
-     LEFT JOIN res_partner up ON up.id = u.partner_id
-     LEFT JOIN crm_team t ON t.id = l.team_id
-     LEFT JOIN utm_source src ON src.id = l.source_id
-     LEFT JOIN utm_medium med ON med.id = l.medium_id
-     LEFT JOIN utm_campaign camp ON camp.id = l.campaign_id
-     LEFT JOIN crm_whatsapp_account wa ON wa.id = l.whatsapp_account_id
+LEADS_KEYSET = """
          WHERE (l.write_date, l.id) > (%(after_date)s, %(after_id)s)
            AND (l.write_date, l.id) <= (%(upto_date)s, %(upto_id)s)
       ORDER BY l.write_date, l.id
-         LIMIT %(limit)s""",
+         LIMIT %(limit)s"""
+ROW_QUERIES = {
     "crm_stage_history": """
         SELECT v.id AS tracking_id, m.res_id AS lead_id, v.old_value_integer AS old_stage_id,
                v.old_value_char AS old_stage, v.new_value_integer AS new_stage_id,
@@ -299,9 +275,15 @@ class CrmBigqueryExportRun(models.Model):
         else:
             upto, limit = (horizon, 2**31 - 1), JOB_ROWS
         self.env.flush_all()
-        return self.env.execute_query_dict(SQL(ROW_QUERIES[table], after_date=after_date, after_id=after_id,
-                                               upto_date=upto[0], upto_id=upto[1], limit=limit,
-                                               with_text=with_text))
+        values = {"after_date": after_date, "after_id": after_id, "upto_date": upto[0], "upto_id": upto[1],
+                  "limit": limit}
+        if table == "crm_leads":
+            query = SQL("%s %s", lead_rows_sql("en_US"), SQL(LEADS_KEYSET, **values))
+            rows = self.env.execute_query_dict(query)
+            for row in rows:
+                row["_key_date"], row["_key_id"] = row["updated_at"], row["lead_id"]
+            return rows
+        return self.env.execute_query_dict(SQL(ROW_QUERIES[table], with_text=with_text, **values))
 
     def _advance_watermark(self, watermark, table, loaded_rows):
         """The job is confirmed done: move the watermark to the batch's end and count its rows."""

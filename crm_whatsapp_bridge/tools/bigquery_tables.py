@@ -32,6 +32,7 @@ CRM_LEADS = [
     _field("meta_ad_id"),
     _field("meta_form_id"),
     _field("whatsapp_number"),
+    _field("last_whatsapp_message_at", "TIMESTAMP"),
     _field("created_at", "TIMESTAMP"),
     _field("updated_at", "TIMESTAMP", "REQUIRED", "the version's time; one row per version"),
     _field("converted_at", "TIMESTAMP"),
