@@ -23,7 +23,7 @@ import importlib
 import time
 import uuid
 
-from odoo_bench import database_parser, open_registry
+from odoo_bench import database_parser, drain_inbox, open_registry
 
 from odoo import SUPERUSER_ID, api
 
@@ -81,17 +81,6 @@ def naive_drain(registry, phone_number_id):
             done += 1
 
 
-def addon_drain(registry, chunk_size):
-    done = 0
-    while True:
-        with registry.cursor() as cr:
-            claimed = api.Environment(cr, SUPERUSER_ID, {})["crm.inbox.event"]._process_chunk(
-                limit=chunk_size, read_committed=True)
-        if not claimed:
-            return done
-        done += claimed
-
-
 def main():
     parser = database_parser(__doc__)
     parser.add_argument("--events", type=int, default=600)
@@ -111,7 +100,7 @@ def main():
     results = {}
     try:
         for name, tag, drain in (("naive", "040", lambda: naive_drain(registry, phone_number_id)),
-                                 ("addon", "041", lambda: addon_drain(registry, args.chunk))):
+                                 ("addon", "041", lambda: drain_inbox(registry, args.chunk))):
             with registry.cursor() as cr:
                 stored = store(api.Environment(cr, SUPERUSER_ID, {}), phone_number_id,
                                workload(args.events, args.senders, tag))

@@ -19,7 +19,6 @@ them in READ COMMITTED chunks of 50. It prints the time of each phase and leads/
 from the first Graph call to the last lead created.
 """
 
-import argparse
 import importlib
 import sys
 import time
@@ -28,10 +27,9 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-import odoo
+from odoo_bench import database_parser, drain_inbox, open_registry
+
 from odoo import SUPERUSER_ID, api, fields
-from odoo.modules.registry import Registry
-from odoo.tools import config
 
 GRAPH_URL_PARAM = "crm_whatsapp_bridge.graph_url"
 FAKE_GRAPH = Path(__file__).resolve().parent.parent / "crm_whatsapp_bridge" / "tests" / "fake_graph.py"
@@ -59,28 +57,13 @@ def workload(fake_graph, form_id, count, now):
         for index in range(count)]
 
 
-def drain(registry, chunk_size):
-    done = 0
-    while True:
-        with registry.cursor() as cr:
-            claimed = api.Environment(cr, SUPERUSER_ID, {})["crm.inbox.event"]._process_chunk(
-                limit=chunk_size, read_committed=True)
-        if not claimed:
-            return done
-        done += claimed
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config", required=True, help="Odoo configuration file")
-    parser.add_argument("-d", "--database", required=True)
+    parser = database_parser(__doc__)
     parser.add_argument("--leads", type=int, default=5000)
     parser.add_argument("--chunk", type=int, default=50)
     args = parser.parse_args()
-    config.parse_config(["-c", args.config, "-d", args.database, "--log-level=warn"])
-    odoo.service.server.load_server_wide_modules()
+    registry = open_registry(args)
     fake_graph = load_fake_graph()
-    registry = Registry(args.database)
     page_id, form_id = f"66{uuid.uuid4().int % 10**12:012d}", f"67{uuid.uuid4().int % 10**12:012d}"
     server = fake_graph.FakeGraphServer().__enter__()
     now = fields.Datetime.now()
@@ -100,7 +83,7 @@ def main():
             env = api.Environment(cr, SUPERUSER_ID, {})
             counts = env["crm.meta.form"].browse(form_db_id)._backfill(now - timedelta(days=1), commit=True)
         fetched_at = time.perf_counter()
-        processed = drain(registry, args.chunk)
+        processed = drain_inbox(registry, args.chunk)
         end = time.perf_counter()
         with registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {"active_test": False})

@@ -3,6 +3,7 @@
 import argparse
 
 import odoo
+from odoo import SUPERUSER_ID, api
 from odoo.modules.registry import Registry
 from odoo.tools import config
 
@@ -20,3 +21,15 @@ def open_registry(args, *odoo_options):
     config.parse_config(["-c", args.config, "-d", args.database, "--log-level=warn", *odoo_options])
     odoo.service.server.load_server_wide_modules()
     return Registry(args.database)
+
+
+def drain_inbox(registry, chunk_size):
+    """Process the webhook inbox the way its cron does, one committed chunk at a time; return the count."""
+    done = 0
+    while True:
+        with registry.cursor() as cr:
+            claimed = api.Environment(cr, SUPERUSER_ID, {})["crm.inbox.event"]._process_chunk(
+                limit=chunk_size, read_committed=True)
+        if not claimed:
+            return done
+        done += claimed
