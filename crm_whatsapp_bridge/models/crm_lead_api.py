@@ -45,7 +45,7 @@ def lead_rows_sql(lang):
     return SQL(
         """
         SELECT l.id AS lead_id, l.name, l.type, l.stage_id, COALESCE(s.name->>%(lang)s, s.name->>'en_US') AS stage,
-               l.probability, l.expected_revenue,
+               COALESCE(l.probability, 0) AS probability, COALESCE(l.expected_revenue, 0) AS expected_revenue,
                COALESCE(cur.name, (SELECT dc.name FROM res_company c0 JOIN res_currency dc ON dc.id = c0.currency_id
                                     ORDER BY c0.id LIMIT 1)) AS currency,
                l.partner_id, COALESCE(p.name, l.contact_name, l.partner_name) AS partner_name,
