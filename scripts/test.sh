@@ -86,6 +86,10 @@ http_port = ${CWB_TEST_HTTP_PORT:-8169}
 gevent_port = $(( ${CWB_TEST_HTTP_PORT:-8169} + 3 ))
 log_level = warn
 CFG
+    if ! "$odoo_python" -c "import phonenumbers, requests, tenacity, google.auth" 2>/dev/null; then
+        echo "== installing the addon's Python requirements next to Odoo"
+        "$odoo_python" -m pip install -q --disable-pip-version-check -r requirements.txt || return 1
+    fi
     echo "== installing crm_whatsapp_bridge in a fresh database $db"
     if ! "$odoo_python" -m odoo -c "$cfg" -d "$db" -i crm_whatsapp_bridge --without-demo=all \
             --stop-after-init; then
