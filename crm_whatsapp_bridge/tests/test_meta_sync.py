@@ -5,7 +5,7 @@ from odoo import fields
 from odoo.exceptions import AccessError, MissingError
 from odoo.tests import TransactionCase, new_test_user, tagged
 
-from .common import FORM_ID, PAGE_ID, STANDARD_QUESTIONS, MetaTestMixin
+from .common import FORM_ID, PAGE_ID, STANDARD_QUESTIONS, MetaTestMixin, bus_payloads
 from .fake_graph import graph_error_body, lead_object
 from .test_meta_processing import TOKEN_EXPIRED
 
@@ -87,12 +87,21 @@ class TestMetaSync(MetaTestMixin, TransactionCase):
         self.assertEqual(len(pages), 3)
         self.assertNotIn("after", pages[0]["args"])
         self.assertTrue(pages[1]["args"]["after"])
+        self.assertNotIn("access_token", pages[1]["args"])
+        self.assertEqual(pages[1]["authorization"], "Bearer EAAP-page-token")
         self.assertEqual(json.loads(pages[0]["args"]["filtering"]), [
             {"field": "time_created", "operator": "GREATER_THAN", "value": unix(since)}])
         self.assertIn("field_data", pages[0]["args"]["fields"])
         created = self.env["crm.lead"].search([("meta_form_id", "=", self.form.id)])
         self.assertEqual(len(created), 6)
         self.assertEqual(sorted(created.mapped("meta_leadgen_id")), sorted(lead["id"] for lead in leads[:6]))
+        # One summary toast for the back-filled leads, not one per lead.
+        toasts = [t for t in bus_payloads(self.env, self.salesperson, "simple_notification")
+                  if "back-fill" in t["message"]]
+        self.assertEqual(len(toasts), 1)
+        self.assertEqual(toasts[0]["message"], "6 Lead Ads answers recovered by the back-fill.")
+        self.assertEqual(len(bus_payloads(self.env, self.salesperson, "crm_whatsapp_bridge/new_message")), 1,
+                         "only the lead that came through the webhook")
         # No further Graph call per lead: the back-fill carries the answers.
         self.assertFalse([p for p in self.graph.paths() if p.startswith("/70000000000")][1:])
         # A second run finds everything present.

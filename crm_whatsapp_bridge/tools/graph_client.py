@@ -7,6 +7,7 @@ jitter; everything else fails at once with a :class:`GraphApiError`.
 
 import json
 import logging
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from tenacity import (
@@ -76,6 +77,17 @@ def error_from_response(response):
         retryable=retryable,
         fbtrace_id=error.get("fbtrace_id") or "",
     )
+
+
+def without_access_token(url):
+    """``url`` without its ``access_token`` query parameter (Meta puts it in ``paging.next``).
+
+    The client authenticates with its header; keeping the token out of URLs keeps it
+    out of any log line that prints them.
+    """
+    parts = urlsplit(url)
+    query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != "access_token"]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _is_retryable(exc):
@@ -150,7 +162,7 @@ class GraphClient:
             next_url = (page.get("paging") or {}).get("next")
             if not next_url or not data:
                 return
-            page = self._call_json("GET", next_url)
+            page = self._call_json("GET", without_access_token(next_url))
 
     def get_lead(self, leadgen_id):
         """The Lead Ads lead object of ``leadgen_id`` (needs a page token with leads_retrieval)."""
