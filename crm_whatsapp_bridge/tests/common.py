@@ -138,6 +138,11 @@ class WebhookClientMixin:
         return self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)])
 
 
+def api_keys(env, *users):
+    """A fresh Odoo API key for each user, as its owner would create it in Preferences."""
+    return {user: env["res.users.apikeys"].with_user(user).sudo()._generate(None, "test", False) for user in users}
+
+
 def bus_payloads(env, user, notification_type):
     """Payloads of the bus notifications of one type sent to ``user`` (written at commit)."""
     env.cr.precommit.run()

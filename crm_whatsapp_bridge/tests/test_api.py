@@ -3,7 +3,7 @@ from datetime import datetime, timedelta
 
 from odoo.tests import HttpCase, new_test_user, tagged
 
-from .common import WhatsappTestMixin
+from .common import WhatsappTestMixin, api_keys
 
 # A window no other lead of a test database is created in.
 T0 = datetime(2031, 3, 3, 9, 0, 0)
@@ -18,8 +18,7 @@ class TestCrmJsonApi(WhatsappTestMixin, HttpCase):
         super().setUpClass()
         cls.setup_whatsapp()
         cls.no_crm_user = new_test_user(cls.env, login="api_no_crm", groups="base.group_user")
-        cls.keys = {user: cls.env["res.users.apikeys"].with_user(user).sudo()._generate(None, "test", False)
-                    for user in (cls.salesperson, cls.other_salesperson, cls.admin, cls.no_crm_user)}
+        cls.keys = api_keys(cls.env, cls.salesperson, cls.other_salesperson, cls.admin, cls.no_crm_user)
         Stage = cls.env["crm.stage"]
         cls.stage_new = Stage.create({"name": "API New", "sequence": 1})
         cls.stage_won = Stage.create({"name": "API Won", "sequence": 90, "is_won": True})

@@ -4,7 +4,7 @@ from datetime import timedelta
 from odoo import fields
 from odoo.tests import HttpCase, new_test_user, tagged
 
-from .common import FORM_ID, PAGE_ID, STANDARD_QUESTIONS, MetaTestMixin
+from .common import FORM_ID, PAGE_ID, STANDARD_QUESTIONS, MetaTestMixin, api_keys
 from .fake_graph import lead_object
 
 
@@ -17,8 +17,7 @@ class TestSyncMetaRoute(MetaTestMixin, HttpCase):
         super().setUpClass()
         cls.setup_meta(graph_url=cls.start_fake_graph())
         cls.manager = new_test_user(cls.env, login="sync_manager", groups="sales_team.group_sale_manager")
-        cls.keys = {user: cls.env["res.users.apikeys"].with_user(user).sudo()._generate(None, "test", False)
-                    for user in (cls.manager, cls.salesperson)}
+        cls.keys = api_keys(cls.env, cls.manager, cls.salesperson)
 
     def setUp(self):
         super().setUp()

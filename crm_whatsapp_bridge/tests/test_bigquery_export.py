@@ -8,7 +8,7 @@ from odoo.exceptions import UserError
 from odoo.tests import HttpCase, TransactionCase, new_test_user, tagged
 
 from ..tools.bigquery_tables import TABLES
-from .common import WhatsappTestMixin
+from .common import WhatsappTestMixin, api_keys
 
 T0 = datetime(2026, 1, 1, 8, 0, 0)
 T1 = datetime(2026, 1, 2, 8, 0, 0)
@@ -225,8 +225,7 @@ class TestSyncBigQueryRoute(BigQueryTestMixin, HttpCase):
         super().setUpClass()
         cls.setup_bigquery()
         cls.manager = new_test_user(cls.env, login="bq_manager", groups="sales_team.group_sale_manager")
-        cls.keys = {user: cls.env["res.users.apikeys"].with_user(user).sudo()._generate(None, "test", False)
-                    for user in (cls.manager, cls.salesperson)}
+        cls.keys = api_keys(cls.env, cls.manager, cls.salesperson)
 
     def call(self, method, path, user=None, **kwargs):
         headers = {"Authorization": f"Bearer {self.keys[user or self.manager]}"}
