@@ -26,6 +26,8 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from inbox_drain import addon_drain  # the inbox cron's way of draining, shared with that bench
+
 import odoo
 from odoo import SUPERUSER_ID, api, fields
 from odoo.modules.registry import Registry
@@ -54,17 +56,6 @@ def workload(fake_graph, form_id, count, now):
             "how_many_users?": "11-50",
         }, platform="ig" if index % 3 == 0 else "fb", campaign_name="Bench campaign")
         for index in range(count)]
-
-
-def drain(registry, chunk_size):
-    done = 0
-    while True:
-        with registry.cursor() as cr:
-            claimed = api.Environment(cr, SUPERUSER_ID, {})["crm.inbox.event"]._process_chunk(
-                limit=chunk_size, read_committed=True)
-        if not claimed:
-            return done
-        done += claimed
 
 
 def main():
@@ -97,7 +88,7 @@ def main():
             env = api.Environment(cr, SUPERUSER_ID, {})
             counts = env["crm.meta.form"].browse(form_db_id)._backfill(now - timedelta(days=1), commit=True)
         fetched_at = time.perf_counter()
-        processed = drain(registry, args.chunk)
+        processed = addon_drain(registry, args.chunk)
         end = time.perf_counter()
         with registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {"active_test": False})
