@@ -8,6 +8,7 @@ from odoo.tools import SQL
 from ..tools.bigquery import (
     BigQueryClient,
     BigQueryError,
+    BigQueryJobFailed,
     fetch_access_token,
     job_id,
     ndjson,
@@ -85,6 +86,9 @@ class CrmBigqueryWatermark(models.Model):
     last_id = fields.Integer(readonly=True)
     pending_date = fields.Datetime(readonly=True, help="End of the batch being loaded, kept across crashes.")
     pending_id = fields.Integer(readonly=True)
+    pending_attempt = fields.Integer(default=1, readonly=True,
+                                     help="Raised when BigQuery ran the batch's load job and it failed, "
+                                          "so the next try is a new job rather than a duplicate of it.")
 
     _sql_constraints = [("table_name_unique", "unique(table_name)", "One watermark per table.")]
 
@@ -99,7 +103,7 @@ class CrmBigqueryWatermark(models.Model):
         """Forget what was exported: the next run loads everything again, under new job ids."""
         for watermark in self:
             watermark.write({"generation": watermark.generation + 1, "last_date": False, "last_id": 0,
-                             "pending_date": False, "pending_id": 0})
+                             "pending_date": False, "pending_id": 0, "pending_attempt": 1})
 
 
 class CrmBigqueryExportRun(models.Model):
@@ -204,6 +208,11 @@ class CrmBigqueryExportRun(models.Model):
     @api.model
     def _cron_export(self):
         """Scheduled export: run the queued runs, or one new run when none is queued."""
+        # A run still "running" an hour after it started lost its worker (killed, timed out):
+        # everything it loaded is committed with its watermark, so it is closed as failed.
+        stale = [("state", "=", "running"), ("started_at", "<", fields.Datetime.now() - timedelta(hours=1))]
+        self.search(stale).write({"state": "failed", "finished_at": fields.Datetime.now(),
+                                  "error": _("The worker running this export stopped.")})
         runs = self.search([("state", "=", "queued")], order="id")
         if not runs:
             if not self._is_configured():
@@ -264,8 +273,13 @@ class CrmBigqueryExportRun(models.Model):
                 watermark.write({"pending_date": rows[-1]["_key_date"], "pending_id": rows[-1]["_key_id"]})
                 self._commit()
             job = job_id(table, watermark.generation, watermark._position(),
-                         (watermark.pending_date, watermark.pending_id))
-            loaded = client.load(config["dataset"], table, schema, job, ndjson(_json_ready(row) for row in rows))
+                         (watermark.pending_date, watermark.pending_id), watermark.pending_attempt)
+            try:
+                loaded = client.load(config["dataset"], table, schema, job, ndjson(_json_ready(row) for row in rows))
+            except BigQueryJobFailed:
+                watermark.pending_attempt += 1
+                self._commit()
+                raise
             self._advance_watermark(watermark, table, loaded)
 
     def _rows_to_load(self, table, watermark, horizon, with_text):
@@ -288,7 +302,7 @@ class CrmBigqueryExportRun(models.Model):
     def _advance_watermark(self, watermark, table, loaded_rows):
         """The job is confirmed done: move the watermark to the batch's end and count its rows."""
         watermark.write({"last_date": watermark.pending_date, "last_id": watermark.pending_id,
-                         "pending_date": False, "pending_id": 0})
+                         "pending_date": False, "pending_id": 0, "pending_attempt": 1})
         field = self._ROW_FIELDS[table]
         self.write({field: self[field] + loaded_rows, "job_count": self.job_count + 1})
         self._commit()

@@ -30,7 +30,12 @@ class FakeBigQueryServer(LocalServer):
         self.requests = []
         self.token_requests = []
         self._upload_failures = deque()
+        self._job_failures = deque()
         self.running_polls = 0
+
+    def fail_next_job(self, reason="backendError"):
+        """Accept the next load job, then report it DONE with an errorResult and load nothing."""
+        self._job_failures.append(reason)
 
     @property
     def token_url(self):
@@ -99,6 +104,11 @@ class FakeBigQueryServer(LocalServer):
         table = self.tables.get((destination["datasetId"], destination["tableId"]))
         if table is None:
             return _error(404, "notFound", f"Not found: Table {destination['tableId']}")
+        if self._job_failures:
+            reason = self._job_failures.popleft()
+            self.jobs[job_id] = {"kind": "bigquery#job", "jobReference": metadata["jobReference"], "status": {
+                "state": "DONE", "errorResult": {"reason": reason, "message": "Injected job failure"}}}
+            return _json(self.jobs[job_id])
         rows = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
         table["rows"].extend(rows)
         self.jobs[job_id] = {

@@ -171,6 +171,19 @@ class TestBigQueryExport(BigQueryTestMixin, TransactionCase):
         self.assertTrue(watermark.last_id)
         self.assertFalse(watermark.pending_id)
 
+    def test_failed_load_job_is_retried_under_a_new_id_by_the_next_run(self):
+        self.bq.fail_next_job()
+        first = self.export()
+        self.assertEqual(first.state, "failed")
+        self.assertIn("Load job", first.error)
+        self.assertFalse(self.bq.rows("crm_leads"))
+        second = self.export()
+        self.assertEqual(second.state, "done", second.error)
+        lead_jobs = sorted(job for job in self.bq.jobs if job.startswith("cwb_crm_leads_"))
+        self.assertEqual(len(lead_jobs), 2)
+        self.assertTrue(lead_jobs[1].endswith("_r2"), lead_jobs)
+        self.assertEqual(len(self.bq.rows("crm_leads")), self.all_lead_count())
+
     def test_message_text_opt_in_and_full_reexport(self):
         self.export()
         self.env["ir.config_parameter"].sudo().set_param("crm_whatsapp_bridge.bigquery_export_text", "True")

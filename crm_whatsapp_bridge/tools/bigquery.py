@@ -42,6 +42,10 @@ def _error_from(response):
                          status=response.status_code, reason=reason, retryable=retryable)
 
 
+class BigQueryJobFailed(BigQueryError):
+    """BigQuery ran the load job and it failed: the same job id can never succeed."""
+
+
 def parse_service_account_key(raw):
     """The key file's JSON as a dict; ValueError (with a message for admins) when it cannot serve."""
     try:
@@ -75,13 +79,15 @@ def fetch_access_token(key_info, token_url=None, session=None):
     return credentials.token
 
 
-def job_id(table, generation, low, high):
-    """The load job's id for one batch: the same table and range always give the same id.
+def job_id(table, generation, low, high, attempt=1):
+    """The load job's id for one batch: the same table, range and attempt always give the same id.
 
-    BigQuery refuses a second job with an existing id (409), so a re-run batch never loads twice.
+    BigQuery refuses a second job with an existing id (409), so a re-run batch never loads
+    twice. ``attempt`` only grows after BigQuery ran the job and it failed (nothing loaded).
     """
     digest = hashlib.sha256(f"{low}|{high}".encode()).hexdigest()[:16]
-    return JOB_ID_UNSAFE.sub("_", f"cwb_{table}_g{generation}_{digest}")
+    suffix = f"_r{attempt}" if attempt > 1 else ""
+    return JOB_ID_UNSAFE.sub("_", f"cwb_{table}_g{generation}_{digest}{suffix}")
 
 
 def ndjson(rows):
@@ -192,5 +198,6 @@ class BigQueryClient:
         status = resource["status"]
         if status.get("errorResult"):
             error = status["errorResult"]
-            raise BigQueryError(f"Load job {job} failed: {error.get('message', '')}", reason=error.get("reason", ""))
+            raise BigQueryJobFailed(f"Load job {job} failed: {error.get('message', '')}",
+                                    reason=error.get("reason", ""))
         return int(resource.get("statistics", {}).get("load", {}).get("outputRows", 0))
