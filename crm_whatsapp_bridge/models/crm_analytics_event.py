@@ -33,6 +33,8 @@ GA4_PARALLEL_REQUESTS = 4
 # A run stops claiming after this long and lets Odoo start it again at once (see _notify_progress).
 RUN_TIME_BUDGET = 60  # seconds
 PARAM = "crm_whatsapp_bridge.%s"
+# First wait (seconds) of the in-request retries; the cron's own retries take over after them.
+HTTP_BACKOFF = 0.5
 
 
 class CrmAnalyticsEvent(models.Model):
@@ -185,17 +187,21 @@ class CrmAnalyticsEvent(models.Model):
 
     @api.model
     def _send_ready(self, limit=CLAIM_SIZE):
-        """Claim up to ``limit`` ready events (skipping rows another worker holds) and send them."""
+        """Claim up to ``limit`` ready events per destination (skipping rows another worker holds), send them.
+
+        Each destination is claimed on its own, so a claim fills whole Conversions API requests.
+        """
         self.flush_model()
-        self.env.cr.execute(SQL(
-            "SELECT id FROM crm_analytics_event WHERE %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-            self._ready_domain(), limit))
-        events = self.browse(row[0] for row in self.env.cr.fetchall())
-        if events:
-            config = self._analytics_config()
-            events.filtered(lambda event: event.destination == "ga4")._send_ga4(config)
-            events.filtered(lambda event: event.destination == "meta")._send_meta(config)
-        return len(events)
+        config = self._analytics_config()
+        claimed = 0
+        for destination in ("ga4", "meta"):
+            self.env.cr.execute(SQL(
+                """SELECT id FROM crm_analytics_event WHERE destination = %s AND %s
+                    ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED""", destination, self._ready_domain(), limit))
+            events = self.browse(row[0] for row in self.env.cr.fetchall())
+            getattr(events, f"_send_{destination}")(config)
+            claimed += len(events)
+        return claimed
 
     def _send_ga4(self, config):
         """Send GA4 events: one request per client id and 25 events, several requests in parallel."""
@@ -204,7 +210,8 @@ class CrmAnalyticsEvent(models.Model):
         if not config["ga4"]:
             self._record_failure(_("GA4 is not configured (measurement ID and API secret)."), permanent=True)
             return
-        client = Ga4Client(config["measurement_id"], config["api_secret"], config["ga4_url"], debug=config["debug"])
+        client = Ga4Client(config["measurement_id"], config["api_secret"], config["ga4_url"], debug=config["debug"],
+                           backoff_initial=HTTP_BACKOFF)
         now = time.time()
         requests = []
         for group in group_ga4_requests(self, key=lambda event: event.batch_key):
@@ -246,7 +253,7 @@ class CrmAnalyticsEvent(models.Model):
         limit = fields.Datetime.now() - timedelta(seconds=CAPI_MAX_AGE_SECONDS - 60)
         too_old = self.filtered(lambda event: event.event_time and event.event_time < limit)
         too_old._record_failure(_("Meta accepts events of the last 7 days only."), permanent=True)
-        client = GraphClient(config["capi_token"], config["graph_url"])
+        client = GraphClient(config["capi_token"], config["graph_url"], backoff_initial=HTTP_BACKOFF)
         test_event_code = config["test_event_code"] if config["debug"] else None
         by_dataset = {}
         for event in self - too_old:

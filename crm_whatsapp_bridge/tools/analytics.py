@@ -70,6 +70,11 @@ def check_name(name, kind="event"):
         raise InvalidEvent(f"GA4 reserves the {kind} name {name!r}")
 
 
+def _is_empty(value):
+    # 0 and 0.0 are real values (a lead worth nothing yet); None, False and "" are not.
+    return value is None or value is False or value == ""
+
+
 def _clip(value, size):
     return value[:size] if isinstance(value, str) else value
 
@@ -77,7 +82,7 @@ def _clip(value, size):
 def ga4_event(name, params):
     """A GA4 event object; empty params are dropped and string values cut to GA4's 100 characters."""
     check_name(name)
-    params = {key: value for key, value in (params or {}).items() if value not in (None, "", False)}
+    params = {key: value for key, value in (params or {}).items() if not _is_empty(value)}
     if len(params) > GA4_MAX_PARAMS:
         raise InvalidEvent(f"GA4 event {name!r} has {len(params)} parameters (at most {GA4_MAX_PARAMS})")
     for key in params:
@@ -89,7 +94,7 @@ def ga4_user_properties(properties):
     """GA4 ``user_properties`` (``{name: {"value": ...}}``), names and values cut to GA4's limits."""
     return {
         name[:GA4_MAX_USER_PROPERTY_NAME]: {"value": _clip(value, GA4_MAX_USER_PROPERTY_VALUE)}
-        for name, value in (properties or {}).items() if value not in (None, "", False)
+        for name, value in (properties or {}).items() if not _is_empty(value)
     }
 
 
