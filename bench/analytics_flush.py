@@ -23,8 +23,7 @@ import threading
 import time
 import uuid
 
-from odoo_bench import database_parser, open_registry
-from werkzeug.serving import make_server
+from odoo_bench import database_parser, open_registry, serve_locally
 from werkzeug.wrappers import Request, Response
 
 from odoo import SUPERUSER_ID, api
@@ -40,9 +39,7 @@ class FakeEndpoints:
     def __init__(self):
         self.ga4_events = self.ga4_requests = self.meta_events = self.meta_requests = 0
         self._lock = threading.Lock()
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server, self.url = serve_locally(self._app)
 
     @Request.application
     def _app(self, request):
@@ -110,6 +107,19 @@ def move_and_flush(registry, fake, lead_ids, stage_id, **destinations):
     return queue_time, time.perf_counter() - start
 
 
+def clean_up(registry, previous, lead_ids, stage_ids):
+    """Put the settings back and remove the bench's events, leads and stages."""
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {"active_test": False})
+        set_param = env["ir.config_parameter"].set_param
+        for key, value in previous.items():
+            set_param(f"crm_whatsapp_bridge.{key}", value or False)
+        leads = env["crm.lead"].browse(lead_ids)
+        leads.analytics_event_ids.unlink()
+        leads.unlink()
+        env["crm.stage"].browse(stage_ids).unlink()
+
+
 def main():
     parser = database_parser(__doc__)
     parser.add_argument("--leads", type=int, default=10000)
@@ -131,14 +141,7 @@ def main():
               f"{fake.meta_requests} requests flushed in {flushed:.1f} s -> {fake.meta_events / flushed:.0f} events/s")
     finally:
         fake.close()
-        with registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {"active_test": False})
-            for key, value in previous.items():
-                env["ir.config_parameter"].set_param(f"crm_whatsapp_bridge.{key}", value or False)
-            env["crm.analytics.event"].search([("lead_id", "in", lead_ids)]).unlink()
-            env["crm.lead"].browse(lead_ids).unlink()
-            env["crm.stage"].browse(stage_ids).unlink()
-
+        clean_up(registry, previous, lead_ids, stage_ids)
 
 if __name__ == "__main__":
     main()

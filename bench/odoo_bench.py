@@ -1,6 +1,9 @@
 """Shared start-up of the in-process benchmarks: parse the Odoo options, open the registry."""
 
 import argparse
+import threading
+
+from werkzeug.serving import make_server
 
 import odoo
 from odoo.modules.registry import Registry
@@ -20,3 +23,10 @@ def open_registry(args, *odoo_options):
     config.parse_config(["-c", args.config, "-d", args.database, "--log-level=warn", *odoo_options])
     odoo.service.server.load_server_wide_modules()
     return Registry(args.database)
+
+
+def serve_locally(app):
+    """Serve the WSGI ``app`` on a free loopback port in a daemon thread; return ``(server, base_url)``."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"

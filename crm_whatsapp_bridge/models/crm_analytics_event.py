@@ -199,17 +199,24 @@ class CrmAnalyticsEvent(models.Model):
                 """SELECT id FROM crm_analytics_event WHERE destination = %s AND %s
                     ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED""", destination, self._ready_domain(), limit))
             events = self.browse(row[0] for row in self.env.cr.fetchall())
-            getattr(events, f"_send_{destination}")(config)
             claimed += len(events)
+            if not events:
+                continue
+            if not config[destination]:
+                # Settings were cleared after these were queued: an admin has to act, retrying cannot help.
+                events._record_failure(self._not_configured_message(destination), permanent=True)
+                continue
+            getattr(events, f"_send_{destination}")(config)
         return claimed
+
+    @api.model
+    def _not_configured_message(self, destination):
+        if destination == "ga4":
+            return _("GA4 is not configured (measurement ID and API secret).")
+        return _("The Conversions API is not configured (dataset ID and token).")
 
     def _send_ga4(self, config):
         """Send GA4 events: one request per client id and 25 events, several requests in parallel."""
-        if not self:
-            return
-        if not config["ga4"]:
-            self._record_failure(_("GA4 is not configured (measurement ID and API secret)."), permanent=True)
-            return
         client = Ga4Client(config["measurement_id"], config["api_secret"], config["ga4_url"], debug=config["debug"],
                            backoff_initial=HTTP_BACKOFF)
         now = time.time()
@@ -244,11 +251,6 @@ class CrmAnalyticsEvent(models.Model):
 
     def _send_meta(self, config):
         """Send Conversions API events to their dataset, 1,000 per request."""
-        if not self:
-            return
-        if not config["meta"]:
-            self._record_failure(_("The Conversions API is not configured (dataset ID and token)."), permanent=True)
-            return
         # Meta refuses events older than 7 days: say so instead of failing the whole request.
         limit = fields.Datetime.now() - timedelta(seconds=CAPI_MAX_AGE_SECONDS - 60)
         too_old = self.filtered(lambda event: event.event_time and event.event_time < limit)
