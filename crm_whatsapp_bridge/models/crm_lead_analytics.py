@@ -96,11 +96,11 @@ class CrmLead(models.Model):
         config = Event._analytics_config()
         if not (config["ga4"] or config["meta"]):
             return
-        funnel = self._analytics_funnel_leads()
+        funnel_ids = set(self._analytics_funnel_leads().ids)  # a set: `in` on a recordset scans its ids
         now = fields.Datetime.now()
         rows = []
         for lead, ga4_name, meta_name, ref, extra in items:
-            if lead not in funnel:
+            if lead.id not in funnel_ids:
                 continue
             if ga4_name and config["ga4"]:
                 rows.append(lead._analytics_ga4_row(ga4_name, ref, extra, config, now))
