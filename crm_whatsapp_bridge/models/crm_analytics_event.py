@@ -2,7 +2,7 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
@@ -224,7 +224,8 @@ class CrmAnalyticsEvent(models.Model):
         for group in group_ga4_requests(self, key=lambda event: event.batch_key):
             first = group[0]
             body = ga4_body(first.payload["client_id"], [e for event in group for e in event.payload["events"]],
-                            timestamp=first.event_time.timestamp() if first.event_time else None,
+                            timestamp=first.event_time.replace(tzinfo=timezone.utc).timestamp()
+                            if first.event_time else None,
                             user_properties=first.payload.get("user_properties"), now=now)
             requests.append((self.browse(event.id for event in group), body))
 

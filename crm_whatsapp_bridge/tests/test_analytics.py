@@ -1,9 +1,10 @@
 import hashlib
 import json
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 
 from odoo import fields
+from odoo.exceptions import AccessError
 from odoo.tests import TransactionCase, tagged
 
 from odoo.addons.crm_whatsapp_bridge.models import crm_analytics_event
@@ -193,6 +194,19 @@ class TestAnalytics(MetaTestMixin, TransactionCase):
         lead = self.lead(user_id=self.salesperson.id)
         lead.with_user(self.salesperson).write({"stage_id": self.stage_qualified.id})
         self.assertEqual(self.events(lead, name="qualify_lead").state, "queued")
+
+    def test_only_settings_admins_see_the_event_log(self):
+        self.lead().stage_id = self.stage_qualified
+        with self.assertRaises(AccessError):
+            self.Event.with_user(self.salesperson).search([])
+        self.assertTrue(self.Event.with_user(self.admin).search([]))
+
+    def test_ga4_timestamp_is_the_event_time(self):
+        lead = self.lead()
+        event = self.events(lead)
+        self.send()
+        expected = int(event.event_time.replace(tzinfo=timezone.utc).timestamp() * 1_000_000)
+        self.assertEqual(self.ga4_bodies()[0]["timestamp_micros"], expected)
 
     # Meta Conversions API
 
