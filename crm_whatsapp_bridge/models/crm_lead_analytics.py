@@ -1,4 +1,4 @@
-from datetime import timezone
+from datetime import timedelta, timezone
 
 from odoo import api, fields, models
 
@@ -11,6 +11,8 @@ FUNNEL_SOURCE_XMLIDS = (
     "utm.utm_source_facebook",
     "crm_whatsapp_bridge.utm_source_instagram",
 )
+# WhatsApp's customer-service window: a customer message after this much silence opens a new conversation.
+CONVERSATION_WINDOW = timedelta(hours=24)
 
 
 class CrmLead(models.Model):
@@ -59,13 +61,20 @@ class CrmLead(models.Model):
              {"unconvert_lead_reason": lead.lost_reason_id.name}) for lead in lost
         ])
 
-    def _analytics_whatsapp_message_received(self):
-        """Queue ``whatsapp_message_received`` when this is the lead's first customer message."""
+    def _analytics_whatsapp_message_received(self, wa_message):
+        """Queue ``whatsapp_message_received`` when ``wa_message`` opens a conversation.
+
+        A conversation is WhatsApp's 24-hour customer-service window: the message
+        opens one when the customer wrote nothing on this lead in the 24 hours before.
+        """
         self.ensure_one()
-        count = self.env["crm.whatsapp.message"].search_count(
-            [("lead_id", "=", self.id), ("direction", "=", "in")], limit=2)
-        if count == 1:
-            self._analytics_queue([(self, "whatsapp_message_received", False, "first", {})])
+        earlier = self.env["crm.whatsapp.message"].search_count([
+            ("lead_id", "=", self.id), ("direction", "=", "in"), ("id", "!=", wa_message.id),
+            ("message_date", "<=", wa_message.message_date),
+            ("message_date", ">", wa_message.message_date - CONVERSATION_WINDOW),
+        ], limit=1)
+        if not earlier:
+            self._analytics_queue([(self, "whatsapp_message_received", False, f"message{wa_message.id}", {})])
 
     def _analytics_stage_items(self):
         """Queue items for the mapped stage each lead is in; one transition per lead and stage."""

@@ -1,5 +1,6 @@
 import hashlib
 import json
+import time
 from datetime import timedelta, timezone
 from pathlib import Path
 
@@ -121,6 +122,19 @@ class TestAnalytics(MetaTestMixin, TransactionCase):
             self.assertNotIn(personal, raw)
         self.assertEqual(set(self.events(lead).mapped("state")), {"sent"})
         self.assertNotIn(API_SECRET, json.dumps(self.events(lead).mapped("payload")))
+
+    def test_a_message_after_24_hours_of_silence_opens_a_new_conversation(self):
+        sender = "962791234599"
+        day_old = str(int(time.time()) - 25 * 3600)
+        self.store(notification([text_message(sender, "Hi", timestamp=day_old)]))
+        self.process_all()
+        self.store(notification([text_message(sender, "Any news?")]))
+        self.process_all()
+        self.store(notification([text_message(sender, "Hello?")]))
+        self.process_all()
+        lead = self.env["crm.lead"].search([("partner_id.phone", "=", "+962791234599")])
+        self.assertEqual(self.events(lead).mapped("name"),
+                         ["generate_lead", "whatsapp_message_received", "whatsapp_message_received"])
 
     def test_no_personal_data_in_ga4_and_ga_client_id_is_used(self):
         lead = self.lead(ga_client_id="555123.1732450000", partner_name="Acme Jordan")
