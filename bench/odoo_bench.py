@@ -1,6 +1,9 @@
 """Shared start-up of the in-process benchmarks: parse the Odoo options, open the registry."""
 
 import argparse
+import threading
+
+from werkzeug.serving import make_server
 
 import odoo
 from odoo import SUPERUSER_ID, api
@@ -33,3 +36,10 @@ def drain_inbox(registry, chunk_size):
         if not claimed:
             return done
         done += claimed
+
+
+def serve_locally(app):
+    """Serve the WSGI ``app`` on a free loopback port in a daemon thread; return ``(server, base_url)``."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"

@@ -1,4 +1,5 @@
 from . import (
+    test_analytics,
     test_api,
     test_api_sync_meta,
     test_bigquery_export,

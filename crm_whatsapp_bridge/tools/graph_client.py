@@ -206,6 +206,10 @@ class GraphClient:
             f"{waba_id}/message_templates",
             fields="name,status,category,language,components,parameter_format", limit=100))
 
+    def send_events(self, dataset_id, body):
+        """POST Conversions API events (``{"data": [...]}``) to a dataset or pixel; return Meta's answer."""
+        return self._call_json("POST", f"{dataset_id}/events", json=body)
+
     def download_media(self, media_id):
         """Resolve a media id and download its bytes.
 
