@@ -1,11 +1,11 @@
 import logging
+from contextlib import contextmanager
 from datetime import timezone
 
 from odoo import _, api, fields, models
 
 from ..tools.graph_client import GraphApiError
 from ..tools.leadgen import backfill_payload, default_target, leadgen_event
-from .crm_inbox_event import CHUNK_SIZE
 from .crm_meta_page import BACKFILL_CRON_XMLID, MetaTokenError
 
 _logger = logging.getLogger(__name__)
@@ -29,6 +29,11 @@ TARGET_SELECTION = [
     ("ignore", "Ignore"),
 ]
 FORM_STATUSES = [("active", "Active"), ("archived", "Archived"), ("deleted", "Deleted"), ("draft", "Draft")]
+
+
+def _unix(moment):
+    """Unix seconds of a naive UTC datetime."""
+    return int(moment.replace(tzinfo=timezone.utc).timestamp())
 
 
 class CrmMetaForm(models.Model):
@@ -135,58 +140,74 @@ class CrmMetaForm(models.Model):
         if trigger and self:
             self.env.ref(BACKFILL_CRON_XMLID).sudo()._trigger()
 
-    def _backfill(self, since, process=False, commit=False):
+    def _backfill(self, since, commit=False):
         """Read this form's leads created after ``since`` and put the missing ones in the inbox.
 
         Leads already in Odoo (by leadgen id) or already in the inbox are not stored
-        again. With ``process`` the new inbox events are processed at once in this
-        transaction (the API's inline mode: they are not committed yet, so no other
-        worker can see them); otherwise the inbox cron is triggered. With ``commit``
-        each page of leads is committed as it is stored (cron and benchmark).
+        again; the inbox cron turns the new ones into leads, as for webhooks. With
+        ``commit`` each page of leads is committed as it is stored (cron and benchmark).
 
-        :return: dict of counts ``fetched``, ``created``, ``merged``, ``already_present``,
-            ``failed``, ``queued`` and ``errors`` (list of dicts)
+        :return: dict of counts ``fetched``, ``already_present``, ``queued`` and
+            ``errors`` (list of dicts)
         """
         self.ensure_one()
-        page = self.page_id
-        Inbox = self.env["crm.inbox.event"].sudo()
-        Lead = self.env["crm.lead"].sudo().with_context(active_test=False)
-        counts = {"fetched": 0, "created": 0, "merged": 0, "already_present": 0, "failed": 0, "queued": 0,
-                  "errors": []}
+        counts = self._empty_backfill_counts()
         new_ids = []
-        since_unix = int(since.replace(tzinfo=timezone.utc).timestamp())
+        with self._backfill_errors(counts):
+            for batch in self.page_id._graph_client().form_lead_batches(self.form_id, since=_unix(since)):
+                new_ids += self._store_backfill_batch(batch, counts)
+                if commit:
+                    self.env.cr.commit()
+        counts["queued"] = len(new_ids)
+        if new_ids:
+            self.env["crm.inbox.event"]._trigger_processing()
+        return counts
+
+    def _backfill_first_page(self, since, page_size):
+        """Read the first page of this form's leads created after ``since`` and store the missing ones.
+
+        :return: ``(counts, new inbox event ids, has_more)``; ``has_more`` says that
+            Meta has further pages, which only the back-fill cron reads.
+        """
+        self.ensure_one()
+        counts = self._empty_backfill_counts()
+        new_ids, has_more = [], False
+        with self._backfill_errors(counts):
+            batch, has_more = self.page_id._graph_client().form_leads_first_page(
+                self.form_id, since=_unix(since), page_size=page_size)
+            new_ids = self._store_backfill_batch(batch, counts)
+        return counts, new_ids, has_more
+
+    @api.model
+    def _empty_backfill_counts(self):
+        return {"fetched": 0, "created": 0, "merged": 0, "already_present": 0, "failed": 0, "queued": 0,
+                "errors": []}
+
+    @contextmanager
+    def _backfill_errors(self, counts):
+        """Record a refused read in ``counts`` (and flag a refused token) instead of raising."""
+        page = self.page_id
         try:
             with page._token_errors():
-                for batch in page._graph_client().form_lead_batches(self.form_id, since=since_unix):
-                    leads = [obj for obj in batch if isinstance(obj, dict) and obj.get("id")]
-                    in_odoo = set(Lead.search([("meta_leadgen_id", "in", [str(o["id"]) for o in leads])])
-                                  .mapped("meta_leadgen_id"))
-                    stored = Inbox._insert_events("meta", [
-                        leadgen_event(obj["id"], page.page_id, backfill_payload(page.page_id, obj))
-                        for obj in leads if str(obj["id"]) not in in_odoo])
-                    counts["fetched"] += len(batch)
-                    counts["already_present"] += len(batch) - len(stored)
-                    new_ids += stored
-                    if commit:
-                        self.env.cr.commit()
+                yield
         except GraphApiError as exc:
             if isinstance(exc, MetaTokenError):
                 page._flag_token_error(str(exc))
             _logger.warning("Back-fill of lead form %s stopped: %s", self.form_id, exc)
             counts["errors"].append({"page_id": page.page_id, "form_id": self.form_id, "message": str(exc)})
-        if not process:
-            counts["queued"] = len(new_ids)
-            if new_ids:
-                Inbox._trigger_processing()
-            return counts
-        events = Inbox.browse(new_ids)
-        for start in range(0, len(new_ids), CHUNK_SIZE):
-            events[start:start + CHUNK_SIZE]._process()
-        done = events.filtered(lambda event: event.state == "done")
-        counts["failed"] = len(events) - len(done)
-        counts["created"] = Lead.search_count([("meta_leadgen_id", "in", done.mapped("external_id"))])
-        counts["merged"] = len(done) - counts["created"]
-        return counts
+
+    def _store_backfill_batch(self, batch, counts):
+        """Store the leads of one Graph page that Odoo does not have yet; return the new inbox ids."""
+        page_id = self.page_id.page_id
+        leads = [obj for obj in batch if isinstance(obj, dict) and obj.get("id")]
+        in_odoo = set(self.env["crm.lead"].sudo().with_context(active_test=False).search(
+            [("meta_leadgen_id", "in", [str(o["id"]) for o in leads])]).mapped("meta_leadgen_id"))
+        stored = self.env["crm.inbox.event"].sudo()._insert_events("meta", [
+            leadgen_event(obj["id"], page_id, backfill_payload(page_id, obj))
+            for obj in leads if str(obj["id"]) not in in_odoo])
+        counts["fetched"] += len(batch)
+        counts["already_present"] += len(batch) - len(stored)
+        return stored
 
     @api.model
     def _cron_backfill(self):

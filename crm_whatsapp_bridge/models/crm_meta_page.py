@@ -12,8 +12,9 @@ _logger = logging.getLogger(__name__)
 
 # Meta keeps lead form submissions retrievable for 90 days.
 RETENTION = timedelta(days=90)
-# A back-fill starting at most this long ago runs in the request; older ones go to the cron.
-INLINE_WINDOW = timedelta(days=7)
+# A back-fill runs in the request only when Meta has at most this many leads to give (one
+# Graph page per form): anything bigger could outlast the worker's time limit, so it is queued.
+INLINE_LIMIT = 100
 SAFETY_NET_WINDOW = timedelta(hours=48)
 BACKFILL_CRON_XMLID = "crm_whatsapp_bridge.ir_cron_meta_backfill"
 
@@ -213,6 +214,14 @@ class CrmMetaPage(models.Model):
     def _api_sync_meta(self, page_ids=None, form_ids=None, since=None):
         """Back-fill Lead Ads leads that are not in Odoo yet.
 
+        The first page of each form's leads is read in the call and stored in the
+        inbox. When that is everything Meta has (no further page, and at most
+        :data:`INLINE_LIMIT` leads in all), the new leads are created in the call
+        through the inbox processing; otherwise the stored leads are left to the
+        inbox cron and the remaining pages to the back-fill cron, and the call
+        answers at once. Either way the inbox is the one path that creates leads, so
+        a request and the crons never create the same lead twice.
+
         :param page_ids: Meta page ids (strings or integers) whose forms are read;
             their forms are first refreshed from Meta
         :param form_ids: Meta form ids; with ``page_ids`` they add to the pages' forms
@@ -220,10 +229,9 @@ class CrmMetaPage(models.Model):
             seconds; leads created after it are read. Default and floor: 90 days ago.
         :return: dict with ``mode`` (``"inline"`` or ``"queued"``), ``since`` (ISO,
             UTC), ``forms``, ``fetched``, ``created``, ``merged`` (answers posted on the
-            person's open lead), ``already_present``, ``failed`` and ``errors`` (list of
-            ``{"page_id", "form_id", "message"}``). A back-fill starting within the last
-            7 days runs in the call; an older one is queued to the back-fill cron and
-            answers with zero counts and ``mode == "queued"``.
+            person's open lead), ``already_present``, ``failed``, ``queued`` (leads left
+            to the crons, not counting pages not read yet) and ``errors`` (list of
+            ``{"page_id", "form_id", "message"}``).
         :raise ValueError: a parameter has the wrong type or format (names the parameter)
         :raise MissingError: unknown or inactive page/form ids (names the parameter)
         :raise AccessError: the user is not a Sales Manager
@@ -237,16 +245,30 @@ class CrmMetaPage(models.Model):
         forms = self._forms_to_sync(self._id_list(page_ids, "page_ids"), self._id_list(form_ids, "form_ids"))
         result = {"mode": "inline", "since": since_dt.isoformat() + "Z", "since_clamped": clamped,
                   "forms": len(forms), "fetched": 0, "created": 0, "merged": 0, "already_present": 0,
-                  "failed": 0, "errors": []}
-        if since_dt < now - INLINE_WINDOW:
-            forms._queue_backfill(since_dt)
-            result["mode"] = "queued"
-            return result
+                  "failed": 0, "queued": 0, "errors": []}
+        new_ids, unfinished = [], forms.browse()
         for form in forms:
-            counts = form._backfill(since_dt, process=True)
-            for key in ("fetched", "created", "merged", "already_present", "failed"):
+            counts, stored, has_more = form._backfill_first_page(since_dt, INLINE_LIMIT)
+            new_ids += stored
+            if has_more:
+                unfinished |= form
+            for key in ("fetched", "already_present"):
                 result[key] += counts[key]
             result["errors"] += counts["errors"]
+        Inbox = self.env["crm.inbox.event"].sudo()
+        if unfinished or len(new_ids) > INLINE_LIMIT:
+            unfinished._queue_backfill(since_dt)
+            if new_ids:
+                Inbox._trigger_processing()
+            result.update(mode="queued", queued=len(new_ids))
+            return result
+        events = Inbox.browse(new_ids)
+        events._process()
+        done = events.filtered(lambda event: event.state == "done")
+        result["failed"] = len(events) - len(done)
+        result["created"] = self.env["crm.lead"].sudo().with_context(active_test=False).search_count(
+            [("meta_leadgen_id", "in", done.mapped("external_id"))])
+        result["merged"] = len(done) - result["created"]
         return result
 
     @api.model

@@ -28,7 +28,7 @@ class TestSyncMetaRoute(MetaTestMixin, HttpCase):
         self.graph.add_form_leads(FORM_ID, [
             lead_object(f"7100000000{i:05d}", FORM_ID, self.now - timedelta(hours=3, minutes=-i),
                         {"full_name": f"Route lead {i}", "email": f"route{i}@example.com"})
-            for i in range(3)], page_size=2)
+            for i in range(3)])
 
     def post(self, body, user=None, raw=None):
         headers = {"Authorization": f"Bearer {self.keys[user or self.manager]}",
@@ -56,16 +56,24 @@ class TestSyncMetaRoute(MetaTestMixin, HttpCase):
         leads = self.env["crm.lead"].search([("meta_leadgen_id", "like", "7100000000%")])
         self.assertEqual(sorted(leads.mapped("email_from")), [f"route{i}@example.com" for i in range(3)])
         pages = self.graph.received(f"/{FORM_ID}/leads", "GET")
-        self.assertEqual(len(pages), 2, "two pages of two and one lead")
+        self.assertEqual(len(pages), 1, "one page of three leads")
+        self.assertEqual(pages[0]["args"]["limit"], "100")
         self.assertEqual(pages[0]["authorization"], "Bearer EAAP-page-token")
         again = self.post_json({"page_ids": [PAGE_ID], "since": since}).json()
         self.assertEqual((again["fetched"], again["created"], again["already_present"]), (3, 0, 3))
 
-    def test_old_range_is_queued(self):
+    def test_more_than_one_page_is_queued(self):
+        self.graph.add_form_leads(FORM_ID, [
+            lead_object(f"7200000000{i:05d}", FORM_ID, self.now - timedelta(days=20, minutes=-i),
+                        {"full_name": f"Old lead {i}", "email": f"old{i}@example.com"})
+            for i in range(5)], page_size=2)
         response = self.post_json({"form_ids": [FORM_ID], "since": (self.now - timedelta(days=30)).isoformat()})
         self.assertEqual(response.status_code, 202, response.text)
-        self.assertEqual(response.json()["mode"], "queued")
-        self.assertFalse(self.graph.received(f"/{FORM_ID}/leads", "GET"), "nothing read inside the request")
+        body = response.json()
+        self.assertEqual((body["mode"], body["fetched"], body["queued"], body["created"]), ("queued", 2, 2, 0))
+        self.assertEqual(len(self.graph.received(f"/{FORM_ID}/leads", "GET")), 1, "only the first page in the request")
+        self.assertFalse(self.env["crm.lead"].search([("meta_leadgen_id", "like", "7200000000%")]))
+        self.assertTrue(self.env["crm.meta.form"].search([("form_id", "=", FORM_ID)]).backfill_since)
 
     def test_errors(self):
         self.assertApiError(self.post_json({}, user=self.salesperson), 403, "forbidden")

@@ -24,11 +24,21 @@ class TestConcurrentWorkers(BaseCase):
         super().setUpClass()
         cls.registry = Registry(get_db_name())
 
+    def _env(self, cr, context=None):
+        """An environment on ``cr`` that never looks the registry up by name.
+
+        Odoo's test runner holds the registry lock while post-install tests run, and
+        ``api.Environment`` takes that lock (through ``Registry(dbname)``) for a cursor
+        with no transaction yet: worker threads would wait for it forever.
+        """
+        cr.transaction = api.Transaction(self.registry)
+        return api.Environment(cr, SUPERUSER_ID, context or {})
+
     def setUp(self):
         super().setUp()
         self.phone_number_id = f"77{uuid.uuid4().int % 10**12:012d}"
         with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
+            env = self._env(cr)
             self.account_id = env["crm.whatsapp.account"].create({
                 "name": "Concurrency line", "phone_number_id": self.phone_number_id,
                 "access_token": "t"}).id
@@ -36,7 +46,7 @@ class TestConcurrentWorkers(BaseCase):
 
     def _cleanup(self):
         with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {"active_test": False})
+            env = self._env(cr, {"active_test": False})
             messages = env["crm.whatsapp.message"].search([("account_id", "=", self.account_id)])
             leads = env["crm.lead"].search([("whatsapp_account_id", "=", self.account_id)])
             partners = messages.partner_id | leads.partner_id
@@ -48,7 +58,7 @@ class TestConcurrentWorkers(BaseCase):
 
     def _store(self, messages):
         with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
+            env = self._env(cr)
             payload = notification(messages, phone_number_id=self.phone_number_id)
             return env["crm.inbox.event"]._store_events("whatsapp", split_notification(payload))
 
@@ -72,12 +82,12 @@ class TestConcurrentWorkers(BaseCase):
 
     def _process_one_chunk(self, limit):
         with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
+            env = self._env(cr)
             env["crm.inbox.event"]._process_chunk(limit=limit, read_committed=True)
 
     def _customer_outcome(self, e164):
         with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {"active_test": False})
+            env = self._env(cr, {"active_test": False})
             partners = env["res.partner"].search([("whatsapp_number", "=", e164)])
             leads = env["crm.lead"].search([("partner_id", "in", partners.ids)])
             events = env["crm.inbox.event"].search([("channel_ref", "=", self.phone_number_id)])
@@ -98,7 +108,7 @@ class TestConcurrentWorkers(BaseCase):
         self._run_workers(2, lambda: self._process_one_chunk(limit=10) or self._process_one_chunk(limit=10))
         # Whatever is left (if one worker found nothing to claim), the cron entry point drains.
         with self.registry.cursor() as cr:
-            api.Environment(cr, SUPERUSER_ID, {})["crm.inbox.event"]._cron_process_inbox()
+            self._env(cr)["crm.inbox.event"]._cron_process_inbox()
         for sender in senders:
             self.assertEqual(self._customer_outcome("+" + sender)[:3], (1, 1, 8), sender)
         self.assertEqual(self._customer_outcome("+" + senders[0])[3], ["done"])

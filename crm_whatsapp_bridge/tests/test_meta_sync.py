@@ -68,10 +68,10 @@ class TestMetaSync(MetaTestMixin, TransactionCase):
         self.assertEqual(action["params"]["type"], "danger")
         self.assertIn("Session has expired", self.page.token_error)
 
-    def test_backfill_follows_cursor_pages_and_creates_only_missing_leads(self):
+    def test_small_backfill_runs_in_the_call_and_creates_only_missing_leads(self):
         leads = self.leads(7)
         leads[6]["field_data"][1]["values"] = ["backfill1@example.com"]  # same person as lead 1
-        self.graph.add_form_leads(FORM_ID, leads, page_size=3)
+        self.graph.add_form_leads(FORM_ID, leads)
         # Lead 0 already came through the webhook.
         self.graph.add_lead(leads[0])
         self.store_leadgen(leads[0]["id"])
@@ -80,20 +80,15 @@ class TestMetaSync(MetaTestMixin, TransactionCase):
         result = self.Page._api_sync_meta(form_ids=[FORM_ID], since=since.isoformat())
         self.assertEqual(
             {key: result[key] for key in ("mode", "forms", "fetched", "created", "merged", "already_present",
-                                          "failed", "errors")},
+                                          "failed", "queued", "errors")},
             {"mode": "inline", "forms": 1, "fetched": 7, "created": 5, "merged": 1, "already_present": 1,
-             "failed": 0, "errors": []})
+             "failed": 0, "queued": 0, "errors": []})
         pages = self.graph.received(LEADS_PATH, "GET")
-        self.assertEqual(len(pages), 3)
-        self.assertNotIn("after", pages[0]["args"])
-        self.assertTrue(pages[1]["args"]["after"])
-        self.assertNotIn("access_token", pages[1]["args"])
-        self.assertEqual(pages[1]["authorization"], "Bearer EAAP-page-token")
+        self.assertEqual(len(pages), 1)
         self.assertEqual(json.loads(pages[0]["args"]["filtering"]), [
             {"field": "time_created", "operator": "GREATER_THAN", "value": unix(since)}])
         self.assertIn("field_data", pages[0]["args"]["fields"])
         created = self.env["crm.lead"].search([("meta_form_id", "=", self.form.id)])
-        self.assertEqual(len(created), 6)
         self.assertEqual(sorted(created.mapped("meta_leadgen_id")), sorted(lead["id"] for lead in leads[:6]))
         # One summary toast for the back-filled leads, not one per lead.
         toasts = [t for t in bus_payloads(self.env, self.salesperson, "simple_notification")
@@ -108,26 +103,55 @@ class TestMetaSync(MetaTestMixin, TransactionCase):
         again = self.Page._api_sync_meta(form_ids=[FORM_ID], since=since.isoformat())
         self.assertEqual((again["fetched"], again["created"], again["already_present"]), (7, 0, 7))
 
+    def test_backfill_cron_follows_cursor_pages(self):
+        self.graph.add_form_leads(FORM_ID, self.leads(7), page_size=3)
+        since = self.now - timedelta(days=2)
+        result = self.Page._api_sync_meta(form_ids=[FORM_ID], since=since.isoformat())
+        self.assertEqual((result["mode"], result["fetched"], result["queued"], result["created"]),
+                         ("queued", 3, 3, 0))
+        self.assertFalse(self.env["crm.lead"].search([("meta_form_id", "=", self.form.id)]),
+                         "a back-fill with more than one page creates nothing inside the call")
+        self.assertAlmostEqual(self.form.backfill_since, since, delta=timedelta(seconds=1))
+        self.env["crm.meta.form"]._cron_backfill()
+        pages = self.graph.received(LEADS_PATH, "GET")
+        self.assertEqual(len(pages), 4, "the call's first page, then the cron's three")
+        self.assertNotIn("after", pages[1]["args"])
+        self.assertTrue(pages[2]["args"]["after"])
+        self.assertNotIn("access_token", pages[2]["args"])
+        self.assertEqual(pages[2]["authorization"], "Bearer EAAP-page-token")
+        self.assertTrue(self.form.last_backfill_result.startswith("7 read, 4 new, 3 already present"),
+                        self.form.last_backfill_result)
+        self.process_all()
+        created = self.env["crm.lead"].search([("meta_form_id", "=", self.form.id)])
+        self.assertEqual(len(created), 7)
+
     def test_backfill_respects_since(self):
         self.graph.add_form_leads(FORM_ID, self.leads(2, age=timedelta(days=3)) + self.leads(3, start=10))
         result = self.Page._api_sync_meta(page_ids=[PAGE_ID], since=(self.now - timedelta(days=1)).isoformat())
-        self.assertEqual((result["fetched"], result["created"]), (3, 3))
+        self.assertEqual((result["mode"], result["fetched"], result["created"]), ("inline", 3, 3))
 
     def test_rate_limit_while_paging_is_retried(self):
         self.graph.add_form_leads(FORM_ID, self.leads(5), page_size=2,
                                   errors={1: (400, graph_error_body(17, "User request limit reached"))})
         result = self.Page._api_sync_meta(form_ids=[int(FORM_ID)], since=unix(self.now - timedelta(days=1)))
-        self.assertEqual((result["fetched"], result["created"], result["errors"]), (5, 5, []))
+        self.assertEqual((result["mode"], result["fetched"], result["errors"]), ("queued", 2, []))
+        self.env["crm.meta.form"]._cron_backfill()
+        self.assertTrue(self.form.last_backfill_result.startswith("5 read, 3 new, 2 already present"),
+                        self.form.last_backfill_result)
+        self.assertFalse(self.form.backfill_since, "the throttled page was retried, not left for later")
+        self.process_all()
+        self.assertEqual(self.env["crm.lead"].search_count([("meta_form_id", "=", self.form.id)]), 5)
 
     def test_expired_token_reports_error_and_flags_page(self):
         self.graph.respond(LEADS_PATH, (400, TOKEN_EXPIRED))
-        result = self.Page._api_sync_meta(form_ids=[FORM_ID], since="2026-11-20")
+        since = (self.now - timedelta(days=30)).isoformat()
+        result = self.Page._api_sync_meta(form_ids=[FORM_ID], since=since)
         self.assertEqual(result["fetched"], 0)
         self.assertEqual(result["errors"][0]["form_id"], FORM_ID)
         self.assertIn("Session has expired", result["errors"][0]["message"])
         self.assertTrue(self.page.token_error)
         calls = len(self.graph.received(LEADS_PATH, "GET"))
-        self.Page._api_sync_meta(form_ids=[FORM_ID], since="2026-11-20")
+        self.Page._api_sync_meta(form_ids=[FORM_ID], since=since)
         self.assertEqual(len(self.graph.received(LEADS_PATH, "GET")), calls, "no call with a known bad token")
 
     def test_arguments_are_validated_with_the_parameter_named(self):
@@ -154,22 +178,23 @@ class TestMetaSync(MetaTestMixin, TransactionCase):
         cron = self.env.ref("crm_whatsapp_bridge.ir_cron_meta_backfill")
         triggers = self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)])
         result = self.Page._api_sync_meta(page_ids=[PAGE_ID])  # default: 90 days
-        self.assertEqual((result["mode"], result["forms"], result["fetched"], result["created"]), ("queued", 1, 0, 0))
+        self.assertEqual((result["mode"], result["forms"], result["fetched"], result["created"]), ("queued", 1, 3, 0))
         self.assertEqual(self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)]), triggers + 1)
         self.assertAlmostEqual(self.form.backfill_since, self.now - timedelta(days=90), delta=timedelta(minutes=1))
-        self.assertFalse(self.graph.received(LEADS_PATH, "GET"))
         self.env["crm.meta.form"]._cron_backfill()
         self.assertFalse(self.form.backfill_since)
-        self.assertTrue(self.form.last_backfill_result.startswith("4 read, 4 new"))
+        self.assertTrue(self.form.last_backfill_result.startswith("4 read, 1 new"), self.form.last_backfill_result)
         self.process_all()
         self.assertEqual(self.env["crm.lead"].search_count([("meta_form_id", "=", self.form.id)]), 4)
 
     def test_older_than_retention_is_clamped(self):
         result = self.Page._api_sync_meta(form_ids=[FORM_ID], since="2020-01-01T00:00:00Z")
         self.assertTrue(result["since_clamped"])
-        self.assertEqual(result["mode"], "queued")
+        self.assertAlmostEqual(fields.Datetime.from_string(result["since"][:19].replace("T", " ")),
+                               self.now - timedelta(days=90), delta=timedelta(minutes=1))
 
     def test_sync_now_button_queues_the_90_days(self):
+        self.graph.add_form_leads(FORM_ID, self.leads(3, age=timedelta(days=60)), page_size=2)
         action = self.page.with_user(self.manager).action_sync_now()
         self.assertEqual(action["tag"], "display_notification")
         self.assertTrue(self.form.backfill_since)

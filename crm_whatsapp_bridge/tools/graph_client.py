@@ -170,11 +170,21 @@ class GraphClient:
 
     def form_lead_batches(self, form_id, since=None, page_size=100):
         """The leads of a lead form, page by page, optionally only those created after ``since`` (unix)."""
+        return self.iter_batches(f"{form_id}/leads", **self._form_leads_params(since, page_size))
+
+    def form_leads_first_page(self, form_id, since=None, page_size=100):
+        """The first page of a lead form's leads: ``(leads, has_more)``, without following ``next``."""
+        page = self.get_json(f"{form_id}/leads", **self._form_leads_params(since, page_size))
+        leads = page.get("data") or []
+        return leads, bool(leads and (page.get("paging") or {}).get("next"))
+
+    @staticmethod
+    def _form_leads_params(since, page_size):
         params = {"fields": LEAD_FIELDS, "limit": page_size}
         if since is not None:
             params["filtering"] = json.dumps(
                 [{"field": "time_created", "operator": "GREATER_THAN", "value": int(since)}])
-        return self.iter_batches(f"{form_id}/leads", **params)
+        return params
 
     def leadgen_forms(self, page_id):
         """Every lead form of a Facebook page (all pages of the edge)."""
