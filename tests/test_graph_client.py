@@ -148,28 +148,36 @@ def test_get_lead_asks_for_the_lead_fields(httpserver, client, load_sample):
             "custom_disclaimer_responses"} <= set(fields)
 
 
-def test_form_leads_follow_next_with_time_filter(httpserver, client, load_sample):
+def test_form_lead_pages_follow_the_after_cursor_with_time_filter(httpserver, client, load_sample):
     page1, page2 = load_sample("leadgen_form_leads_page1"), load_sample("leadgen_form_leads_page2")
-    page1["paging"]["next"] = httpserver.url_for("/v26.0/987654321098765/leads") + \
-        "?access_token=PAGE_TOKEN&limit=3&after=QVFIUmN1c3RfcGFnZTE"
     httpserver.expect_ordered_request("/v26.0/987654321098765/leads").respond_with_json(page1)
-    # The token Meta puts in ``next`` is not sent in the URL: the client authenticates with its header.
-    httpserver.expect_ordered_request("/v26.0/987654321098765/leads", query_string={
-        "limit": "3", "after": "QVFIUmN1c3RfcGFnZTE"}, headers={"Authorization": f"Bearer {TOKEN}"},
-    ).respond_with_json(page2)
-    batches = list(client.form_lead_batches("987654321098765", since=1732000000, page_size=3))
-    assert [[lead["id"][-3:] for lead in batch] for batch in batches] == [["500", "501", "502"], ["503", "504"]]
-    first = httpserver.log[0][0].args
+    # The token Meta puts in ``next`` is never sent in a URL: the client authenticates with its header.
+    httpserver.expect_ordered_request("/v26.0/987654321098765/leads",
+                                      headers={"Authorization": f"Bearer {TOKEN}"}).respond_with_json(page2)
+    pages = list(client.form_lead_pages("987654321098765", since=1732000000, page_size=3))
+    assert [([lead["id"][-3:] for lead in leads], after) for leads, after in pages] == [
+        (["500", "501", "502"], "QVFIUmN1c3RfcGFnZTE"), (["503", "504"], None)]
+    first, second = httpserver.log[0][0].args, httpserver.log[1][0].args
     assert json.loads(first["filtering"]) == [
         {"field": "time_created", "operator": "GREATER_THAN", "value": 1732000000}]
-    assert first["limit"] == "3"
+    assert (first["limit"], "after" in first) == ("3", False)
+    assert (second["after"], second["filtering"], second["limit"]) == ("QVFIUmN1c3RfcGFnZTE", first["filtering"], "3")
+    assert "access_token" not in second
     httpserver.check_assertions()
+
+
+def test_form_lead_pages_resume_from_a_cursor(httpserver, client, load_sample):
+    httpserver.expect_request("/v26.0/987654321098765/leads").respond_with_json(
+        load_sample("leadgen_form_leads_page2"))
+    pages = list(client.form_lead_pages("987654321098765", after="QVFIUmN1c3RfcGFnZTE"))
+    assert [after for _leads, after in pages] == [None]
+    assert httpserver.log[0][0].args["after"] == "QVFIUmN1c3RfcGFnZTE"
 
 
 def test_form_leads_stop_on_empty_page_without_filter(httpserver, client):
     httpserver.expect_request("/v26.0/9/leads").respond_with_json({"data": [], "paging": {
-        "next": httpserver.url_for("/v26.0/9/leads") + "?after=X"}})
-    assert list(client.form_lead_batches("9")) == []
+        "cursors": {"after": "X"}, "next": httpserver.url_for("/v26.0/9/leads") + "?after=X"}})
+    assert list(client.form_lead_pages("9")) == [([], None)]
     assert "filtering" not in httpserver.log[0][0].args
     assert len(httpserver.log) == 1
 

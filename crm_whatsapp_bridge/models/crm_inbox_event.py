@@ -1,6 +1,5 @@
 import json
 import logging
-import time
 from datetime import timedelta
 
 from psycopg2 import errors as pg_errors
@@ -9,6 +8,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
+from ..tools.cron_budget import CronBudget
 from ..tools.payload import PayloadError
 
 _logger = logging.getLogger(__name__)
@@ -16,9 +16,6 @@ _logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 RETRY_BASE_DELAY = timedelta(minutes=1)
 CHUNK_SIZE = 50
-# A cron run stops taking new chunks after this long and lets Odoo re-run it at once,
-# staying well inside the workers' time limit even when media downloads are slow.
-CRON_TIME_BUDGET = 60  # seconds
 CRON_XMLID = "crm_whatsapp_bridge.ir_cron_process_inbox"
 
 
@@ -136,25 +133,32 @@ class CrmInboxEvent(models.Model):
 
     @api.model
     def _cron_process_inbox(self):
-        """Drain the inbox chunk by chunk, committing after each chunk.
+        """Drain the inbox chunk by chunk, committing after each chunk, within a :class:`CronBudget`.
 
         Each chunk runs in its own READ COMMITTED transaction: the per-customer
         advisory lock taken in :meth:`_lock_customer` then guarantees that a worker
-        waiting for another one sees the partner and lead it just committed.
+        waiting for another one sees the partner and lead it just committed. When
+        work remains, the call reports it and triggers the cron, so Odoo calls it
+        again at once, in this poll or, once the poll's budget is spent, the next.
         """
-        cron = self.env["ir.cron"]
+        budget = CronBudget()
         done = 0
-        deadline = time.monotonic() + CRON_TIME_BUDGET
         while True:
             self.env.cr.commit()
-            processed = self._process_chunk(CHUNK_SIZE, read_committed=True)
+            processed = self._process_chunk(budget.unit(CHUNK_SIZE), read_committed=True)
             self.env.cr.commit()
             done += processed
-            remaining = self._count_ready()
-            cron._notify_progress(done=done, remaining=remaining)
-            self.env.cr.commit()
-            if not processed or not remaining or time.monotonic() > deadline:
+            if not processed or budget.exhausted():
                 break
+        self._report_cron_progress(done, self._count_ready())
+
+    @api.model
+    def _report_cron_progress(self, done, remaining):
+        """Tell Odoo how much this call did and how much is left; wake the cron worker if work is left."""
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+        if done and remaining:
+            self._trigger_processing()
+        self.env.cr.commit()
 
     @api.model
     def _count_ready(self):

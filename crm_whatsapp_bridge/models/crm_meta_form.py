@@ -4,6 +4,7 @@ from datetime import timezone
 
 from odoo import _, api, fields, models
 
+from ..tools.cron_budget import CronBudget
 from ..tools.graph_client import GraphApiError
 from ..tools.leadgen import backfill_payload, default_target, leadgen_event
 from .crm_meta_page import BACKFILL_CRON_XMLID, MetaTokenError
@@ -56,6 +57,9 @@ class CrmMetaForm(models.Model):
     backfill_since = fields.Datetime(
         "Back-fill Queued From", readonly=True, copy=False,
         help="A back-fill of the leads created since this time waits for the back-fill cron.")
+    backfill_after = fields.Char(
+        "Back-fill Cursor", readonly=True, copy=False,
+        help="Meta's cursor of the next page to read: a back-fill stopped between pages resumes here.")
     last_backfill_at = fields.Datetime("Last Back-fill", readonly=True, copy=False)
     last_backfill_result = fields.Char("Last Back-fill Result", readonly=True, copy=False)
 
@@ -136,28 +140,37 @@ class CrmMetaForm(models.Model):
         """Ask the back-fill cron to read the leads created since ``since`` (the earliest ask wins)."""
         for form in self:
             if not form.backfill_since or since < form.backfill_since:
-                form.backfill_since = since
+                # A cursor belongs to the time filter it was read with: start the wider range over.
+                form.write({"backfill_since": since, "backfill_after": False})
         if trigger and self:
             self.env.ref(BACKFILL_CRON_XMLID).sudo()._trigger()
 
-    def _backfill(self, since, commit=False):
+    def _backfill(self, since, commit=False, budget=None):
         """Read this form's leads created after ``since`` and put the missing ones in the inbox.
 
         Leads already in Odoo (by leadgen id) or already in the inbox are not stored
-        again; the inbox cron turns the new ones into leads, as for webhooks. With
-        ``commit`` each page of leads is committed as it is stored (cron and benchmark).
+        again; the inbox cron turns the new ones into leads, as for webhooks. Reading
+        starts at the saved cursor ``backfill_after``, if any. With ``commit`` each
+        page is committed as it is stored, with the cursor of the next page; with a
+        ``budget`` (:class:`~..tools.cron_budget.CronBudget`) the reading stops between
+        pages once it is spent, and the next call resumes at the saved cursor.
 
-        :return: dict of counts ``fetched``, ``already_present``, ``queued`` and
-            ``errors`` (list of dicts)
+        :return: dict of counts ``fetched``, ``already_present``, ``queued``, ``errors``
+            (list of dicts) and ``finished`` (False when stopped by the budget)
         """
         self.ensure_one()
-        counts = self._empty_backfill_counts()
+        counts = dict(self._empty_backfill_counts(), finished=True)
         new_ids = []
+        client = self.page_id._graph_client()
         with self._backfill_errors(counts):
-            for batch in self.page_id._graph_client().form_lead_batches(self.form_id, since=_unix(since)):
+            for batch, after in client.form_lead_pages(self.form_id, since=_unix(since), after=self.backfill_after):
                 new_ids += self._store_backfill_batch(batch, counts)
+                self.backfill_after = after
                 if commit:
                     self.env.cr.commit()
+                if after and budget and budget.exhausted():
+                    counts["finished"] = False
+                    break
         counts["queued"] = len(new_ids)
         if new_ids:
             self.env["crm.inbox.event"]._trigger_processing()
@@ -211,23 +224,34 @@ class CrmMetaForm(models.Model):
 
     @api.model
     def _cron_backfill(self):
-        """Run the queued back-fills, one form at a time, committing as it goes."""
-        cron = self.env["ir.cron"]
-        forms = self.search([("backfill_since", "!=", False), ("page_id.active", "=", True),
-                             ("page_id.token_error", "=", False)])
-        for done, form in enumerate(forms, 1):
-            counts = form._backfill(form.backfill_since, commit=True)
+        """Run the queued back-fills page by page, committing as it goes, within a :class:`CronBudget`."""
+        budget = CronBudget()
+        domain = [("backfill_since", "!=", False), ("page_id.active", "=", True),
+                  ("page_id.token_error", "=", False)]
+        forms_worked = 0
+        for form in self.search(domain):
+            counts = form._backfill(form.backfill_since, commit=True, budget=budget)
+            forms_worked += 1
+            result = _("%(fetched)s read, %(new)s new, %(present)s already present",
+                       fetched=counts["fetched"], new=counts["queued"], present=counts["already_present"])
+            if not counts["finished"]:
+                result += _("; continues in the background")
+            elif counts["errors"]:
+                result += "; " + counts["errors"][0]["message"]
             form.write({
-                # A failed read stays queued for the next run (a refused token waits for a new one).
-                "backfill_since": form.backfill_since if counts["errors"] else False,
+                # A stopped or failed read stays queued for the next run (a refused token waits for a new one).
+                "backfill_since": form.backfill_since if counts["errors"] or not counts["finished"] else False,
                 "last_backfill_at": fields.Datetime.now(),
-                "last_backfill_result": _("%(fetched)s read, %(new)s new, %(present)s already present",
-                                          fetched=counts["fetched"], new=counts["queued"],
-                                          present=counts["already_present"])
-                + ("; " + counts["errors"][0]["message"] if counts["errors"] else ""),
+                "last_backfill_result": result,
             })
             self.env.cr.commit()
-            cron._notify_progress(done=done, remaining=len(forms) - done)
+            if budget.exhausted():
+                break
+        remaining = self.search_count(domain)
+        self.env["ir.cron"]._notify_progress(done=forms_worked, remaining=remaining)
+        if forms_worked and remaining:
+            self.env.ref(BACKFILL_CRON_XMLID).sudo()._trigger()
+        self.env.cr.commit()
 
 
 class CrmMetaFormMapping(models.Model):

@@ -168,9 +168,22 @@ class GraphClient:
         """The Lead Ads lead object of ``leadgen_id`` (needs a page token with leads_retrieval)."""
         return self.get_json(str(leadgen_id), fields=LEAD_FIELDS)
 
-    def form_lead_batches(self, form_id, since=None, page_size=100):
-        """The leads of a lead form, page by page, optionally only those created after ``since`` (unix)."""
-        return self.iter_batches(f"{form_id}/leads", **self._form_leads_params(since, page_size))
+    def form_lead_pages(self, form_id, since=None, after=None, page_size=100):
+        """Yield ``(leads, after)`` for each page of a lead form's leads, from the cursor ``after`` on.
+
+        Only leads created after ``since`` (unix seconds) are read. The ``after`` yielded
+        with a page is the cursor of the next page (None with the last page), so a caller
+        that stops between pages can resume later where it stopped.
+        """
+        params = self._form_leads_params(since, page_size)
+        while True:
+            page = self.get_json(f"{form_id}/leads", **(dict(params, after=after) if after else params))
+            leads = page.get("data") or []
+            paging = page.get("paging") or {}
+            after = (paging.get("cursors") or {}).get("after") if leads and paging.get("next") else None
+            yield leads, after
+            if not after:
+                return
 
     def form_leads_first_page(self, form_id, since=None, page_size=100):
         """The first page of a lead form's leads: ``(leads, has_more)``, without following ``next``."""
