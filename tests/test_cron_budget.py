@@ -34,10 +34,10 @@ def in_thread(target, start_time):
 
 
 def test_outside_a_poll_the_call_budget_applies():
-    budget = CronBudget(call_seconds=30)
+    budget = CronBudget(call_seconds=10)
     assert not budget.exhausted()
-    assert budget.unit(50) == 50
-    assert 29 < budget.deadline - time.monotonic() <= 30
+    assert budget.unit(50) == cron_budget.FIRST_UNIT
+    assert 9 < budget.deadline - time.monotonic() <= 10
 
 
 def test_an_empty_call_budget_is_spent_at_once():
@@ -76,3 +76,26 @@ def test_prefork_call_stops_while_the_cpu_reserve_is_left(cpu_limit):
     budget = CronBudget()
     assert budget.exhausted()
     assert budget.unit(50) == 1
+
+
+def test_prefork_poll_start_counts_the_cpu_the_poll_already_used(cpu_limit):
+    # The worker's limit says the poll began 30 s of CPU ago: more than the poll's real budget.
+    cpu_limit(60 - 30)
+    budget = CronBudget(limit_time_cpu=60)
+    assert budget.spent_at_start
+
+
+def test_units_are_sized_from_the_measured_speed(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(cron_budget.time, "monotonic", lambda: clock[0])
+    budget = CronBudget(call_seconds=100)
+    assert budget.unit(50) == cron_budget.FIRST_UNIT
+    clock[0] += 0.1
+    budget.done(5)  # 20 ms an item
+    assert budget.unit(50) == 50
+    clock[0] += 5.0
+    budget.done(50)  # slower now: 55 items in 5.1 s
+    assert budget.unit(50) == int(cron_budget.UNIT_SECONDS / (5.1 / 55))
+    clock[0] = budget.deadline - 0.1
+    budget.done(10)
+    assert budget.unit(50) == 1, "the unit fits in what is left of the call"

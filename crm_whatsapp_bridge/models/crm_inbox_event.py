@@ -6,7 +6,7 @@ from psycopg2 import errors as pg_errors
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import SQL
+from odoo.tools import SQL, config
 
 from ..tools.cron_budget import CronBudget
 from ..tools.payload import PayloadError
@@ -141,12 +141,13 @@ class CrmInboxEvent(models.Model):
         work remains, the call reports it and triggers the cron, so Odoo calls it
         again at once, in this poll or, once the poll's budget is spent, the next.
         """
-        budget = CronBudget()
+        budget = CronBudget(limit_time_cpu=config["limit_time_cpu"])
         done = 0
         while True:
             self.env.cr.commit()
             processed = self._process_chunk(budget.unit(CHUNK_SIZE), read_committed=True)
             self.env.cr.commit()
+            budget.done(processed)
             done += processed
             if not processed or budget.exhausted():
                 break

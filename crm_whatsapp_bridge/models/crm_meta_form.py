@@ -3,6 +3,7 @@ from contextlib import contextmanager
 from datetime import timezone
 
 from odoo import _, api, fields, models
+from odoo.tools import config
 
 from ..tools.cron_budget import CronBudget
 from ..tools.graph_client import GraphApiError
@@ -225,7 +226,7 @@ class CrmMetaForm(models.Model):
     @api.model
     def _cron_backfill(self):
         """Run the queued back-fills page by page, committing as it goes, within a :class:`CronBudget`."""
-        budget = CronBudget()
+        budget = CronBudget(limit_time_cpu=config["limit_time_cpu"])
         domain = [("backfill_since", "!=", False), ("page_id.active", "=", True),
                   ("page_id.token_error", "=", False)]
         forms_worked = 0

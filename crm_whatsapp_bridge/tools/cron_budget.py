@@ -1,24 +1,27 @@
-"""How long a cron call may work so that Odoo's worker limits are never reached.
+"""How much a cron call may do so that Odoo's worker limits are never reached.
 
 Odoo runs every ready cron job of a database in one poll of a cron worker, and
 calls each job up to 10 times in a row while it reports work remaining. The
 whole poll must fit in the worker's limits: ``limit_time_cpu`` (60 s by default,
 applied through ``RLIMIT_CPU`` in prefork workers) and ``limit_time_real_cron``
 (``limit_time_real``, 120 s, counted from the worker's last watchdog ping, which
-comes before its sleep). A job that works "until the backlog is empty" in each
-call gets the worker killed, and Odoo marks the job failed after 3 timeouts.
+comes before its sleep of up to 70 s). A job that works "until the backlog is
+empty" in each call gets the worker killed, and Odoo marks it failed after 3
+timeouts.
 
 :class:`CronBudget` gives each call a deadline that takes the whole poll into
-account, so several backlogged jobs of this addon share one poll's budget:
+account, so that this addon's backlogged jobs together use a small, bounded
+share of one poll:
 
-- a call stops after ``call_seconds`` of work;
-- every call of one poll together stops after :data:`POLL_REAL_SECONDS`;
-- in a prefork worker, the calls stop while at least :data:`CPU_RESERVE_SECONDS`
-  of the CPU limit are left for the rest of the poll.
+- a call stops after :data:`CALL_SECONDS` of work;
+- all calls of one poll together stop after :data:`POLL_REAL_SECONDS`;
+- in a prefork worker, calls stop while :data:`CPU_RESERVE_SECONDS` of the CPU
+  limit are still left for the rest of the poll.
 
-A call that starts with its poll's budget spent still does one small unit of
-work (see :meth:`CronBudget.unit`), so it reports progress and the job stays
-ready; the next poll, with fresh limits, goes on.
+Work is taken in units sized from the speed measured so far (:meth:`CronBudget.unit`),
+so that a slow machine takes small units instead of overrunning the deadline. A
+call that starts with its poll's budget spent still does one item, so it reports
+progress and the job stays ready; the next poll, with fresh limits, goes on.
 """
 
 import resource
@@ -26,8 +29,11 @@ import threading
 import time
 
 CALL_SECONDS = 10
-POLL_REAL_SECONDS = 40
+POLL_REAL_SECONDS = 20
 CPU_RESERVE_SECONDS = 25
+# The longest a unit of work should take, and the size of a first unit, before any speed is known.
+UNIT_SECONDS = 2
+FIRST_UNIT = 5
 
 _poll = {"key": None, "started": 0.0}
 _poll_lock = threading.Lock()
@@ -44,12 +50,13 @@ def _cpu_limit():
     return None if soft == resource.RLIM_INFINITY else soft
 
 
-def _poll_started():
-    """Monotonic time at which the current poll began, as far as it can be known.
+def _poll_started(limit_time_cpu):
+    """Monotonic time at which the current poll began, as early as can be known.
 
     A threaded server's cron thread (and request thread) carries ``start_time``. A
-    prefork worker resets its ``RLIMIT_CPU`` before each poll, so a new soft limit
-    means a new poll; it is first seen by the first budgeted call of the poll.
+    prefork worker sets its soft ``RLIMIT_CPU`` to the CPU time used so far plus
+    ``limit_time_cpu`` before each poll: a new soft limit means a new poll, and the
+    CPU time used since then is a lower bound of the real time the poll has taken.
     Outside both (a shell, a test), the poll is the call itself.
     """
     now = time.monotonic()
@@ -61,18 +68,26 @@ def _poll_started():
         return now
     with _poll_lock:
         if _poll["key"] != key:
-            _poll.update(key=key, started=now)
+            cpu_in_poll = max(_cpu_seconds() - (key - limit_time_cpu), 0.0) if limit_time_cpu else 0.0
+            _poll.update(key=key, started=now - cpu_in_poll)
         return _poll["started"]
 
 
 class CronBudget:
-    """The time one cron call may use; see the module documentation."""
+    """The work one cron call may do; see the module documentation.
 
-    def __init__(self, call_seconds=None):
+    :param call_seconds: this call's own cap (default :data:`CALL_SECONDS`)
+    :param limit_time_cpu: Odoo's ``limit_time_cpu`` setting, to date a prefork poll's start
+    """
+
+    def __init__(self, call_seconds=None, limit_time_cpu=60):
         now = time.monotonic()
         call_seconds = CALL_SECONDS if call_seconds is None else call_seconds
-        self.deadline = min(now + call_seconds, _poll_started() + POLL_REAL_SECONDS)
+        self.deadline = min(now + call_seconds, _poll_started(limit_time_cpu) + POLL_REAL_SECONDS)
         self.spent_at_start = self.exhausted()
+        self._items = 0
+        self._seconds = 0.0
+        self._unit_started = now
 
     def exhausted(self):
         """True once this call should stop taking new work."""
@@ -82,5 +97,17 @@ class CronBudget:
         return limit is not None and limit - _cpu_seconds() < CPU_RESERVE_SECONDS
 
     def unit(self, size):
-        """How many items the next unit of work may take: ``size``, or 1 once the poll's budget is spent."""
-        return 1 if self.spent_at_start else size
+        """How many items (at most ``size``) the next unit of work may take; then call :meth:`done`."""
+        self._unit_started = time.monotonic()
+        if self.spent_at_start:
+            return 1
+        if not self._items:
+            return min(size, FIRST_UNIT)
+        seconds_per_item = self._seconds / self._items
+        left = min(max(self.deadline - self._unit_started, 0.0), UNIT_SECONDS)
+        return max(1, min(size, int(left / seconds_per_item) if seconds_per_item else size))
+
+    def done(self, items):
+        """Record that the unit started by :meth:`unit` handled ``items`` items."""
+        self._items += items
+        self._seconds += time.monotonic() - self._unit_started
