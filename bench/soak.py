@@ -11,7 +11,9 @@ It starts ``odoo --workers=2 --max-cron-threads=1`` with Odoo's default limits
 post ``--events`` signed WhatsApp messages plus 20% redeliveries of bodies already sent
 (a post that fails, for instance while the server is down, is sent again, as Meta
 does). While the cron drains, the whole server (master and workers) is killed with
-SIGKILL twice, at a third and at two thirds of the drain, and started again. At the
+SIGKILL twice, at a third and at two thirds of the drain, and started again. With
+``--servers 2`` two such servers (separate processes, as on two machines) share the
+database, the posts alternate between them, and each kill hits one of them in turn. At the
 end it prints, per message sent: distinct events, messages recorded exactly once,
 duplicated (more than one message record or chatter post), lost, contacts or open
 leads duplicated per customer, and every watchdog line of the server's log ("timeout",
@@ -86,6 +88,7 @@ class Server:
                         f"--http-port={port}", f"--gevent-port={port + 1}", f"--logfile={log_path}",
                         "--log-level=info"]
         self.url = f"http://127.0.0.1:{port}"
+        self.log_path = log_path
         self.process = None
 
     def start(self):
@@ -114,14 +117,15 @@ class Server:
                 self.kill()
 
 
-def post_all(server, items):
-    """Post every item with 8 threads, each until it is answered 200; return (posts, failures)."""
+def post_all(servers, items):
+    """Post every item with 8 threads, alternating between the servers, each until it is answered 200."""
     local = threading.local()
     counts = {"posts": 0, "failed_attempts": 0, "given_up": 0}
     lock = threading.Lock()
 
-    def post(item):
-        _wamid, _sender, body, signature = item
+    def post(numbered):
+        number, (_wamid, _sender, body, signature) = numbered
+        server = servers[number % len(servers)]
         session = getattr(local, "session", None)
         if session is None:
             session = local.session = requests.Session()
@@ -144,7 +148,7 @@ def post_all(server, items):
             counts["given_up"] += 1
 
     with concurrent.futures.ThreadPoolExecutor(THREADS) as pool:
-        list(pool.map(post, items))
+        list(pool.map(post, enumerate(items)))
     return counts
 
 
@@ -197,7 +201,8 @@ def main():
     parser = database_parser(__doc__)
     parser.add_argument("--events", type=int, default=10000)
     parser.add_argument("--customers", type=int, default=1000)
-    parser.add_argument("--port", type=int, default=8369)
+    parser.add_argument("--port", type=int, default=8369, help="HTTP port of the first server (+10 each)")
+    parser.add_argument("--servers", type=int, default=1, choices=(1, 2))
     parser.add_argument("--timeout", type=float, default=3600, help="drain timeout in seconds")
     args = parser.parse_args()
     registry = open_registry(args)
@@ -211,35 +216,41 @@ def main():
     for position, item in enumerate(redeliveries):
         traffic.insert(min(len(traffic), sent.index(item) + 1 + position % 500), item)
 
-    log_path = os.path.join(tempfile.mkdtemp(prefix="soak-"), "odoo.log")
-    server = Server(args, args.port, log_path)
-    server.start()
+    log_dir = tempfile.mkdtemp(prefix="soak-")
+    servers = [Server(args, args.port + 10 * number, os.path.join(log_dir, f"odoo-{number}.log"))
+               for number in range(args.servers)]
+    for server in servers:
+        server.start()
     started = time.monotonic()
     kills = []
-    poster = concurrent.futures.ThreadPoolExecutor(1).submit(post_all, server, traffic)
+    poster = concurrent.futures.ThreadPoolExecutor(1).submit(post_all, servers, traffic)
     try:
         deadline = started + args.timeout
-        for share in (1 / 3, 2 / 3):
+        for number, share in enumerate((1 / 3, 2 / 3)):
             while processed(registry, account_id) < args.events * share and time.monotonic() < deadline:
                 time.sleep(1)
-            server.kill()
+            victim = servers[number % len(servers)]
+            victim.kill()
             kills.append(round(time.monotonic() - started, 1))
-            print(f"killed the server at {kills[-1]} s ({processed(registry, account_id)} processed)",
-                  file=sys.stderr, flush=True)
-            server.start()
+            print(f"killed server {number % len(servers)} at {kills[-1]} s "
+                  f"({processed(registry, account_id)} processed)", file=sys.stderr, flush=True)
+            victim.start()
         posted = poster.result(timeout=max(deadline - time.monotonic(), 1))
         while processed(registry, account_id) < args.events and time.monotonic() < deadline:
             time.sleep(1)
         drained = round(time.monotonic() - started, 1)
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
     result = outcome(registry, account_id, phone_number_id, sent)
-    with open(log_path) as log:
-        watchdog = [line.rstrip() for line in log if WATCHDOG.search(line)]
-    result.update({"posts (200)": posted["posts"], "failed post attempts": posted["failed_attempts"],
-                   "posts given up": posted["given_up"], "kills at s": kills, "drained in s": drained,
-                   "messages/s": round(args.events / drained, 1), "watchdog lines": len(watchdog),
-                   "log": log_path})
+    watchdog = []
+    for server in servers:
+        with open(server.log_path) as log:
+            watchdog += [line.rstrip() for line in log if WATCHDOG.search(line)]
+    result.update({"servers": args.servers, "posts (200)": posted["posts"],
+                   "failed post attempts": posted["failed_attempts"], "posts given up": posted["given_up"],
+                   "kills at s": kills, "drained in s": drained, "messages/s": round(args.events / drained, 1),
+                   "watchdog lines": len(watchdog), "logs": log_dir})
     for key, value in result.items():
         print(f"{key:>30}: {value}")
     for line in watchdog[:20]:

@@ -14,12 +14,25 @@ VENV=${CWB_TEST_VENV:-$ROOT/.venv-test}
 declare -a REPORT=()
 STATUS=0
 
+# Every step has a time bound, so that a hung step fails the run instead of hanging it.
+INSTALL_TIMEOUT=${CWB_INSTALL_TIMEOUT:-900}
+SUITE_TIMEOUT=${CWB_SUITE_TIMEOUT:-2400}
+bounded() {
+    local seconds=$1
+    shift
+    timeout --kill-after=30 "$seconds" "$@"
+    local rc=$?
+    [ $rc -eq 124 ] && echo "timed out after ${seconds}s: $*" >&2
+    return $rc
+}
+
 note() { REPORT+=("$1"); }
 fail() { STATUS=1; note "$1"; }
 
 echo "== installing test requirements in $VENV"
 if ! { [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"; } \
-   || ! "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements-test.txt; then
+   || ! bounded "$INSTALL_TIMEOUT" "$VENV/bin/pip" install -q --disable-pip-version-check \
+        -r requirements-test.txt; then
     echo "could not install the test requirements" >&2
     exit 1
 fi
@@ -32,7 +45,7 @@ else
 fi
 
 echo "== Odoo-free tests"
-"$VENV/bin/python" -m pytest -p no:odoo -p no:cacheprovider -q tests
+bounded "$SUITE_TIMEOUT" "$VENV/bin/python" -m pytest -p no:odoo -p no:cacheprovider -q tests
 rc=$?
 if [ $rc -eq 0 ]; then note "Odoo-free tests: passed"; else fail "Odoo-free tests: FAILED (pytest exit $rc)"; fi
 
@@ -86,28 +99,30 @@ http_port = ${CWB_TEST_HTTP_PORT:-8169}
 gevent_port = $(( ${CWB_TEST_HTTP_PORT:-8169} + 3 ))
 log_level = warn
 CFG
-    if ! "$odoo_python" -c "import phonenumbers, requests, tenacity, google.auth" 2>/dev/null; then
+    if ! "$odoo_python" -c "import phonenumbers, requests, tenacity, google.auth, hypothesis, freezegun" \
+            2>/dev/null; then
         echo "== installing the addon's Python requirements next to Odoo"
-        "$odoo_python" -m pip install -q --disable-pip-version-check -r requirements.txt || return 1
+        bounded "$INSTALL_TIMEOUT" "$odoo_python" -m pip install -q --disable-pip-version-check \
+            -r requirements.txt hypothesis freezegun || return 1
     fi
     echo "== installing crm_whatsapp_bridge in a fresh database $db"
-    if ! "$odoo_python" -m odoo -c "$cfg" -d "$db" -i crm_whatsapp_bridge --without-demo=all \
-            --stop-after-init; then
+    if ! bounded "$INSTALL_TIMEOUT" "$odoo_python" -m odoo -c "$cfg" -d "$db" -i crm_whatsapp_bridge \
+            --without-demo=all --stop-after-init; then
         rm -rf "$work"
         return 1
     fi
     echo "== Odoo test suite (crm_whatsapp_bridge/tests)"
     if "$odoo_python" -c "import pytest_odoo" 2>/dev/null; then
-        "$odoo_python" -m pytest -p no:cacheprovider -q --odoo-config="$cfg" --odoo-database="$db" \
-            --odoo-http crm_whatsapp_bridge/tests
+        bounded "$SUITE_TIMEOUT" "$odoo_python" -m pytest -p no:cacheprovider -q --odoo-config="$cfg" \
+            --odoo-database="$db" --odoo-http crm_whatsapp_bridge/tests
         rc=$?
     else
-        "$odoo_python" -m odoo -c "$cfg" -d "$db" --test-enable --test-tags /crm_whatsapp_bridge \
-            --stop-after-init --log-level=test 2>&1 | tee "$work/test.log"
+        bounded "$SUITE_TIMEOUT" "$odoo_python" -m odoo -c "$cfg" -d "$db" --test-enable \
+            --test-tags /crm_whatsapp_bridge --stop-after-init --log-level=test 2>&1 | tee "$work/test.log"
         rc=${PIPESTATUS[0]}
         grep -qE "(ERROR|FAIL):" "$work/test.log" && rc=1
     fi
-    "$odoo_python" -c "
+    bounded 300 "$odoo_python" -c "
 import sys, odoo
 from odoo.tools import config
 config.parse_config(['-c', sys.argv[1]])
