@@ -191,3 +191,13 @@ class MetaTestMixin(WhatsappTestMixin):
         from odoo.addons.crm_whatsapp_bridge.tools.leadgen import split_leadgen_notification
         return self.env["crm.inbox.event"]._store_events(
             "meta", split_leadgen_notification(leadgen_notification(*leadgen_ids, **kwargs)))
+
+
+def run_cron(env, xmlid, method):
+    """Call a cron's method as Odoo's cron runner does; return its progress and how many triggers it added."""
+    cron = env.ref(xmlid)
+    triggers = env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)])
+    progress = env["ir.cron.progress"].create({"cron_id": cron.id, "remaining": 0, "done": 0})
+    method(env[cron.model_id.model].with_context(ir_cron_progress_id=progress.id))
+    new_triggers = env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)]) - triggers
+    return (progress.done, progress.remaining), new_triggers

@@ -5,7 +5,8 @@ from odoo import fields
 from odoo.exceptions import AccessError, MissingError
 from odoo.tests import TransactionCase, new_test_user, tagged
 
-from .common import FORM_ID, PAGE_ID, STANDARD_QUESTIONS, MetaTestMixin, bus_payloads
+from ..tools import cron_budget
+from .common import FORM_ID, PAGE_ID, STANDARD_QUESTIONS, MetaTestMixin, bus_payloads, run_cron
 from .fake_graph import graph_error_body, lead_object
 from .test_meta_processing import TOKEN_EXPIRED
 
@@ -219,3 +220,23 @@ class TestMetaSync(MetaTestMixin, TransactionCase):
         with self.assertRaises(AccessError):
             self.form.mapping_ids[0].with_user(self.salesperson).write({"target": "ignore"})
         self.form.mapping_ids[0].with_user(self.manager).write({"target": "ignore"})
+
+    def test_backfill_stopped_by_the_budget_resumes_at_meta_cursor(self):
+        self.graph.add_form_leads(FORM_ID, self.leads(7, start=300, age=timedelta(days=10)), page_size=3)
+        self.form._queue_backfill(self.now - timedelta(days=30))
+        self.patch(cron_budget, "POLL_REAL_SECONDS", 0)
+        runs = []
+        for _i in range(3):
+            runs.append(run_cron(self.env, "crm_whatsapp_bridge.ir_cron_meta_backfill",
+                                 lambda model: model._cron_backfill()))
+            if not self.form.backfill_since:
+                break
+        self.assertEqual(runs, [((1, 1), 1), ((1, 1), 1), ((1, 0), 0)], "one page per spent poll")
+        pages = self.graph.received(f"/{FORM_ID}/leads", "GET")
+        afters = [page["args"].get("after") for page in pages]
+        self.assertEqual(len(afters), 3, "no page read twice")
+        self.assertIsNone(afters[0])
+        self.assertTrue(afters[1] and afters[2] and afters[1] != afters[2], "later pages start at the saved cursor")
+        self.assertFalse(self.form.backfill_after)
+        self.assertTrue(self.form.last_backfill_result.startswith("1 read, 1 new"), self.form.last_backfill_result)
+        self.assertEqual(self.env["crm.inbox.event"].search_count([("source", "=", "meta")]), 7)
