@@ -11,7 +11,7 @@ from crm_whatsapp_bridge.tools.leadgen import (
     parse_time,
     split_leadgen_notification,
 )
-from crm_whatsapp_bridge.tools.payload import PayloadError
+from crm_whatsapp_bridge.tools.payload import MALFORMED, PayloadError
 from crm_whatsapp_bridge.tools.phone import to_e164
 
 
@@ -39,14 +39,32 @@ def test_several_changes_and_other_fields():
 
 @pytest.mark.parametrize("notification", [
     None, [], {"object": "whatsapp_business_account", "entry": []}, {"object": "page"},
-    {"object": "page", "entry": [{"changes": [{"field": "leadgen", "value": "x"}]}]},
-    {"object": "page", "entry": [{"changes": [{"field": "leadgen", "value": {"page_id": "1"}}]}]},
-    {"object": "page", "entry": [{"changes": [{"field": "leadgen", "value": {"leadgen_id": "1"}}]}]},
-    {"object": "page", "entry": ["nope"]},
+    {"object": "page", "entry": "x"},
 ])
-def test_malformed_notifications_are_refused(notification):
+def test_what_is_not_a_page_notification_is_refused(notification):
     with pytest.raises(PayloadError):
         split_leadgen_notification(notification)
+
+
+@pytest.mark.parametrize(("entry", "reason"), [
+    ("nope", "an entry must be an object"),
+    ({"changes": "x"}, "an entry must be an object"),
+    ({"changes": [None]}, "a change must be an object"),
+    ({"changes": [{"field": "leadgen", "value": "x"}]}, "value object"),
+    ({"changes": [{"field": "leadgen", "value": {"page_id": "1"}}]}, "numeric leadgen_id and page_id"),
+    ({"changes": [{"field": "leadgen", "value": {"leadgen_id": "1"}}]}, "numeric leadgen_id and page_id"),
+    ({"id": "1", "changes": [{"field": "leadgen", "value": {"leadgen_id": "me/accounts"}}]}, "numeric"),
+    ({"id": "1", "changes": [{"field": "leadgen", "value": {"leadgen_id": "²"}}]}, "numeric"),
+    ({"id": "1", "changes": [{"field": "leadgen", "value": {"leadgen_id": {"id": 1}}}]}, "numeric"),
+    ({"id": "1", "changes": [{"field": "leadgen", "value": {"leadgen_id": "2", "form_id": "\x00"}}]},
+     "payload.form_id contains a NUL character"),
+])
+def test_a_malformed_entry_or_change_is_one_malformed_event(entry, reason):
+    good = {"id": "7", "changes": [{"field": "leadgen", "value": {"leadgen_id": "70", "page_id": "7"}}]}
+    events = split_leadgen_notification({"object": "page", "entry": [entry, good]})
+    assert [(e.event_type, e.external_id) for e in events][1:] == [("leadgen", "70")]
+    assert events[0].event_type == MALFORMED
+    assert reason in events[0].payload["error"]
 
 
 def test_lead_sample_parses(load_sample):

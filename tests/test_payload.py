@@ -4,10 +4,16 @@ import pytest
 from conftest import sample_names
 
 from crm_whatsapp_bridge.tools.payload import (
+    MALFORMED,
+    InboxEvent,
     PayloadError,
+    load_json,
     parse_message,
     parse_status,
+    sanitize,
     split_notification,
+    storable,
+    storage_problem,
 )
 
 WEBHOOK_SAMPLES = [name for name in sample_names("whatsapp_")
@@ -114,17 +120,105 @@ def test_statuses(load_sample):
 
 @pytest.mark.parametrize("notification", [
     None, [], {"object": "page", "entry": []}, {"object": "whatsapp_business_account"},
-    {"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": "x"}]}]},
-    {"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": {
-        "metadata": {}}}]}]},
-    {"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": {
-        "metadata": {"phone_number_id": "1"}, "messages": [{"from": "1"}]}}]}]},
-    {"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": {
-        "metadata": {"phone_number_id": "1"}, "messages": "not a list"}}]}]},
+    {"object": "whatsapp_business_account", "entry": {"changes": []}},
 ])
-def test_malformed_notifications(notification):
+def test_what_is_not_a_notification_is_refused(notification):
     with pytest.raises(PayloadError):
         split_notification(notification)
+
+
+def wa_value(**value):
+    return {"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": value}]}]}
+
+
+METADATA = {"phone_number_id": "1"}
+
+
+@pytest.mark.parametrize(("notification", "channel", "reason"), [
+    ({"object": "whatsapp_business_account", "entry": ["nope"]}, "", "an entry must be an object"),
+    ({"object": "whatsapp_business_account", "entry": [{"changes": {"field": "messages"}}]}, "",
+     "an entry must be an object"),
+    ({"object": "whatsapp_business_account", "entry": [{"changes": [42]}]}, "", "a change must be an object"),
+    (wa_value(), "", "metadata.phone_number_id"),
+    (wa_value(metadata=[]), "", "metadata.phone_number_id"),
+    (wa_value(metadata={"phone_number_id": {"id": "1"}}), "", "metadata.phone_number_id"),
+    ({"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": "x"}]}]}, "",
+     "value object"),
+    (wa_value(metadata=METADATA, messages=[{"from": "1"}]), "1", "a message must be an object whose id"),
+    (wa_value(metadata=METADATA, messages=[{"id": {"$oid": "x"}, "from": "1"}]), "1", "whose id and from"),
+    (wa_value(metadata=METADATA, messages=[{"id": "w" * 20000, "from": "1"}]), "1", "whose id and from"),
+    (wa_value(metadata=METADATA, messages=["text"]), "1", "a message must be an object"),
+    (wa_value(metadata=METADATA, messages="not a list"), "1", "value.messages must be a list"),
+    (wa_value(metadata=METADATA, messages={"id": "w1"}), "1", "value.messages must be a list"),
+    (wa_value(metadata=METADATA, statuses=[{"id": "w1", "status": ["read"]}]), "1", "a status must be"),
+])
+def test_malformed_parts_become_one_malformed_event(notification, channel, reason):
+    [event] = split_notification(notification)
+    assert event.event_type == MALFORMED
+    assert event.external_id.startswith("malformed ") and " " not in event.external_id[len("malformed "):]
+    assert event.channel_ref == channel
+    assert reason in event.payload["error"]
+    assert event.payload["received"] is not None
+    assert split_notification(notification) == [event], "the same content always gets the same key"
+
+
+def test_one_bad_message_does_not_sink_its_neighbours(load_sample):
+    notification = load_sample("whatsapp_batch_two_messages")
+    value = notification["entry"][0]["changes"][0]["value"]
+    good = [message["id"] for message in value["messages"]]
+    value["messages"].insert(1, {"id": {"nested": "object"}, "from": value["messages"][0]["from"]})
+    value["messages"].append(dict(value["messages"][0], id="wamid.NUL", text={"body": "a\x00b"}))
+    events = split_notification(notification)
+    assert [e.external_id for e in events if e.event_type == "message"] == good
+    malformed = [e for e in events if e.event_type == MALFORMED]
+    assert len(malformed) == 2
+    assert "whose id and from are ids" in malformed[0].payload["error"]
+    assert malformed[0].payload["received"]["message"]["id"] == {"nested": "object"}
+    assert "message.text.body contains a NUL character" in malformed[1].payload["error"]
+    assert malformed[1].payload["received"]["message"]["text"]["body"] == "a\\u0000b", "shown as it was escaped"
+    assert malformed[1].sender == value["messages"][0]["from"]
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    (b'{"body": "a\\u0000b"}', "contains a NUL character"),
+    (b'{"a\\u0000": 1}', "has a key that contains a NUL character"),
+    (b'{"body": "\\ud800"}', "lone UTF-16 surrogate"),
+    (b'{"body": "x\\udfffy"}', "lone UTF-16 surrogate"),
+    (b'{"latitude": NaN}', "number out of range (NaN)"),
+    (b'{"latitude": -Infinity}', "number out of range (-Infinity)"),
+    (b'{"latitude": 1e400}', "number out of range (1e400)"),
+    (b'{"n": ' + b"9" * 5000 + b"}", "number out of range (999"),
+    (b'{"deep": ' + b"[" * 40 + b"]" * 40 + b"}", "nested deeper than 32 levels"),
+])
+def test_what_jsonb_refuses_is_found_and_sanitised(body, problem):
+    import json
+
+    value = load_json(body)
+    assert problem in storage_problem(value)
+    clean = sanitize(value)
+    assert storage_problem(clean) == ""
+    json.dumps(clean, allow_nan=False)  # and it serialises as strict JSON
+
+
+def test_a_valid_pair_of_surrogates_is_one_character():
+    assert load_json(b'{"t": "\\ud83d\\ude00"}') == {"t": "\U0001F600"}
+    assert storage_problem({"t": "\U0001F600"}) == ""
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe{}", b"[" * 100000 + b"]" * 100000, b""])
+def test_bodies_that_are_not_json_are_refused(body):
+    with pytest.raises(PayloadError):
+        load_json(body)
+
+
+def test_an_event_jsonb_refuses_is_stored_as_malformed_not_lost():
+    event = split_notification(wa_value(metadata=METADATA, messages=[
+        {"id": "wamid.1", "from": "15550101234", "timestamp": "1", "type": "text", "text": {"body": "\ud800"}}]))
+    [stored] = [storable(e) for e in event]
+    assert stored.event_type == MALFORMED and stored.sender == "15550101234" and stored.channel_ref == "1"
+    assert "wamid.1" in stored.payload["error"]
+    fine = InboxEvent("wamid.2", "message", "1", "15550101234", {"message": {"id": "wamid.2"}})
+    assert storable(fine) is fine
 
 
 def test_other_fields_are_skipped():

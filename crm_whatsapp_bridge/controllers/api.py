@@ -1,12 +1,11 @@
 import functools
-import json
 
 from odoo import http
 from odoo.exceptions import MissingError, UserError
 from odoo.http import request
 from odoo.tools.misc import file_open
 
-from ..tools.api_params import ApiError, bad_parameter, check_text
+from ..tools.api_params import ApiError, bad_parameter, check_text, parse_json_object
 
 SALESMAN_GROUP = "sales_team.group_sale_salesman"
 MANAGER_GROUP = "sales_team.group_sale_manager"
@@ -38,16 +37,7 @@ def api_route(path, method, group):
 
 def json_body():
     """The request's JSON object; an empty body is an empty object."""
-    raw = request.httprequest.get_data()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
-    return body
+    return parse_json_object(request.httprequest.get_data())
 
 
 def api_error(exc):

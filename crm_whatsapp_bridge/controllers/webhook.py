@@ -1,11 +1,10 @@
-import json
 import logging
 
 from odoo import http
 from odoo.http import request
 
 from ..tools.leadgen import split_leadgen_notification
-from ..tools.payload import PayloadError, split_notification
+from ..tools.payload import MALFORMED, PayloadError, load_json, split_notification
 from ..tools.signature import is_valid_signature, is_valid_verify_token
 
 _logger = logging.getLogger(__name__)
@@ -65,11 +64,18 @@ class MetaWebhookController(http.Controller):
         body = request.httprequest.get_data()
         if not self._is_signed_by_meta(body):
             return _json({"error": "invalid signature"}, 403)
+        # Only a body that is not a notification at all is refused (Meta retries it, and
+        # it cannot be Meta's); what is malformed inside one is kept as a malformed event,
+        # which goes dead and is shown to the admins, and its neighbours are stored.
         try:
-            events = split(json.loads(body))
-        except (ValueError, PayloadError) as exc:  # json.JSONDecodeError is a ValueError
+            events = split(load_json(body))
+        except PayloadError as exc:
             _logger.warning("Rejected malformed %s webhook: %s", source, exc)
             return _json({"error": "malformed notification"}, 400)
+        malformed = sum(event.event_type == MALFORMED for event in events)
+        if malformed:
+            _logger.warning("%s webhook: %s of %s event(s) malformed, stored for the admins",
+                            source, malformed, len(events))
         Inbox = request.env["crm.inbox.event"]
         new_count = Inbox._store_events(source, events)
         if new_count:

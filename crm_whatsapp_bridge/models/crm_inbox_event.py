@@ -9,7 +9,7 @@ from odoo.exceptions import UserError
 from odoo.tools import SQL, config
 
 from ..tools.cron_budget import CronBudget
-from ..tools.payload import PayloadError
+from ..tools.payload import MALFORMED, PayloadError, storable
 
 _logger = logging.getLogger(__name__)
 
@@ -54,7 +54,9 @@ class CrmInboxEvent(models.Model):
     source = fields.Selection([("whatsapp", "WhatsApp")], required=True, readonly=True)
     external_id = fields.Char("External ID", required=True, readonly=True)
     event_type = fields.Selection(
-        [("message", "Message"), ("status", "Status")], required=True, readonly=True)
+        [("message", "Message"), ("status", "Status"), (MALFORMED, "Malformed")], required=True, readonly=True,
+        help="Malformed: something a signed webhook carried that is not a usable event. It is kept "
+             "(sanitised where PostgreSQL refuses the original) so that it can be inspected, and goes dead.")
     channel_ref = fields.Char(
         "Received On", readonly=True, index=True,
         help="Meta's id of the receiving channel (the WhatsApp phone number ID).")
@@ -104,9 +106,14 @@ class CrmInboxEvent(models.Model):
 
     @api.model
     def _insert_events(self, source, events):
-        """Like :meth:`_store_events`, but return the ids of the rows that were new."""
+        """Like :meth:`_store_events`, but return the ids of the rows that were new.
+
+        An event PostgreSQL could not store or index as it is (a NUL character, a lone
+        surrogate, a number out of range, an oversized id) is stored as a malformed event.
+        """
         if not events:
             return []
+        events = [storable(event) for event in events]
         rows = SQL(", ").join(
             SQL("(%s, %s, %s, %s, %s, %s::jsonb, 'pending', 0, %s, %s,"
                 " now() at time zone 'UTC', now() at time zone 'UTC')",
@@ -122,6 +129,12 @@ class CrmInboxEvent(models.Model):
                ON CONFLICT (source, external_id) DO NOTHING
                RETURNING id""", rows))
         return [row[0] for row in self.env.cr.fetchall()]
+
+    def _process_whatsapp_malformed(self):
+        """A malformed event goes dead at once, with what the webhook found wrong in it."""
+        raise InboxDeadLetter(_("Malformed webhook content: %s", (self.payload or {}).get("error")))
+
+    _process_meta_malformed = _process_whatsapp_malformed
 
     @api.model
     def _trigger_processing(self, at=None):

@@ -7,6 +7,7 @@ from ..tools.api_params import (
     bad_parameter,
     decode_cursor,
     encode_cursor,
+    like_literal,
     median,
     parse_choice,
     parse_datetime,
@@ -106,7 +107,7 @@ class CrmLead(models.Model):
         xmlid = SOURCE_ALIASES.get(raw.lower())
         source = self.env.ref(xmlid, raise_if_not_found=False) if xmlid else None
         if not source:
-            source = self.env["utm.source"].search([("name", "=ilike", raw)])
+            source = self.env["utm.source"].search([("name", "=ilike", like_literal(raw))])
         if not source:
             if xmlid:  # a known channel that simply has no source record in this database yet
                 return [("id", "=", False)]
@@ -117,9 +118,9 @@ class CrmLead(models.Model):
     def _api_stage_domain(self, raw):
         if raw in (None, ""):
             return []
-        if raw.isdigit():
-            return [("stage_id", "=", self._api_record_or_404("crm.stage", "stage", int(raw)).id)]
-        stages = self.env["crm.stage"].search([("name", "=ilike", raw)])
+        if raw.isascii() and raw.isdigit():  # an id; "²" passes isdigit() alone, and is a name
+            return [("stage_id", "=", self._api_record_or_404("crm.stage", "stage", parse_id("stage", raw)).id)]
+        stages = self.env["crm.stage"].search([("name", "=ilike", like_literal(raw))])
         if not stages:
             raise bad_parameter("stage", f"no stage is named {raw!r}")
         return [("stage_id", "in", stages.ids)]
@@ -148,7 +149,7 @@ class CrmLead(models.Model):
         updated_after = parse_datetime("updated_after", params.get("updated_after"))
         if updated_after:
             domain.append(("write_date", ">", updated_after))
-        if text := (params.get("q") or "").strip():
+        if text := like_literal((params.get("q") or "").strip()):
             domain += ["|", "|", "|", "|", ("name", "ilike", text), ("email_from", "ilike", text),
                        ("partner_name", "ilike", text), ("phone", "ilike", text),
                        ("phone_sanitized", "ilike", text)]

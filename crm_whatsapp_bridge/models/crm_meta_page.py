@@ -277,7 +277,8 @@ class CrmMetaPage(models.Model):
         if value in (None, ""):
             return []
         if not isinstance(value, (list, tuple)) or not all(
-                isinstance(item, (str, int)) and not isinstance(item, bool) and str(item).strip().isdigit()
+                isinstance(item, (str, int)) and not isinstance(item, bool)
+                and str(item).strip().isascii() and str(item).strip().isdigit()
                 for item in value):
             raise ValueError(_("%s must be a list of numeric Meta ids", name))
         return [str(item).strip() for item in value]
@@ -293,11 +294,11 @@ class CrmMetaPage(models.Model):
                 moment = datetime.fromtimestamp(since, tz=timezone.utc)
             else:
                 moment = datetime.fromisoformat(str(since).strip().replace("Z", "+00:00"))
+            if moment.tzinfo:  # inside the try: an offset can leave the years 1-9999
+                moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
         except (TypeError, ValueError, OverflowError, OSError) as exc:
             raise ValueError(_("since must be an ISO 8601 date or date-time, or unix seconds; got %s",
                                since)) from exc
-        if moment.tzinfo:
-            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
         if moment > now + timedelta(minutes=5):
             raise ValueError(_("since must not be in the future; got %s", since))
         return moment

@@ -66,14 +66,17 @@ class TestMetaWebhook(WebhookClientMixin, MetaTestMixin, HttpCase):
                                     signature=sign(body)).status_code, 403)
         self.assertFalse(self._inbox())
 
-    def test_malformed_or_wrong_object_is_400(self):
-        for payload in ({"object": "page", "entry": [{"id": PAGE_ID, "changes": [
-                            {"field": "leadgen", "value": {"page_id": PAGE_ID}}]}]},
+    def test_wrong_object_is_400_a_bad_change_is_kept_as_malformed(self):
+        for payload in ({"object": "page", "entry": {"id": PAGE_ID}},
                         notification([text_message("15550101234", "not for this route")])):
             response = self._post(encode(payload))
             self.assertEqual(response.status_code, 400, payload)
         self.assertEqual(self._post(b"{nope").status_code, 400)
         self.assertFalse(self._inbox())
+        response = self._post(encode({"object": "page", "entry": [{"id": PAGE_ID, "changes": [
+            {"field": "leadgen", "value": {"page_id": PAGE_ID}}]}]}))
+        self.assertEqual(response.json(), {"received": 1, "new": 1})
+        self.assertEqual((self._inbox().event_type, self._inbox().channel_ref), ("malformed", ""))
 
     def test_webhook_to_lead_end_to_end(self):
         self.graph.add_lead(lead_object("6000000000000006", FORM_ID, datetime(2026, 11, 24),

@@ -6,11 +6,17 @@ Plain Python: the controller turns :class:`ApiError` into a JSON error answer.
 import base64
 import binascii
 import json
+import re
 from datetime import date, datetime, time, timezone
+
+from .payload import text_problem
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 LEAD_TYPES = ("lead", "opportunity")
+MAX_ID = 2 ** 31 - 1  # PostgreSQL's integer, the type of every record id
+# ASCII digits only: str.isdigit() also takes "²" or "٣", which int() refuses or reads.
+SMALL_INTEGER = re.compile(r"[0-9]{1,10}")
 
 
 class ApiError(Exception):
@@ -30,23 +36,68 @@ def bad_parameter(name, message):
     return ApiError(400, "invalid_parameter", f"{name}: {message}")
 
 
+def _holds_unstorable_text(value):
+    """True when a string anywhere in a JSON value has a NUL character or a lone surrogate.
+
+    Walks with a stack, not recursion: a JSON body can be nested as deep as Python's parser goes.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if text_problem(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def check_text(params):
-    """Refuse parameters PostgreSQL cannot hold (a NUL character), naming the first one."""
+    """Refuse parameters PostgreSQL cannot hold (NUL characters, lone surrogates), naming the first one."""
     for name, value in params.items():
-        if "\x00" in name or (isinstance(value, str) and "\x00" in value):
-            raise bad_parameter(name.replace("\x00", "\\0"), "must not contain NUL characters")
+        if text_problem(name) or _holds_unstorable_text(value):
+            shown = name.replace("\x00", "\\0").encode("utf-8", "backslashreplace").decode("utf-8")
+            raise bad_parameter(shown, "must not contain NUL characters or lone UTF-16 surrogates")
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json_object(raw):
+    """The JSON object of a request body (bytes); an empty body is an empty object.
+
+    Refused with ``invalid_json``: what is not strict JSON (NaN, Infinity), is nested
+    deeper than Python parses, or is not an object; with ``invalid_parameter``: text
+    PostgreSQL cannot hold.
+    """
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    check_text(body)
+    return body
+
+
+def small_integer(raw):
+    """The value of at most 10 ASCII digits, else None (no sign, space, "_" or other digits)."""
+    return int(raw) if isinstance(raw, str) and SMALL_INTEGER.fullmatch(raw) else None
 
 
 def parse_limit(raw):
     """``limit``: 1 to 500, 50 when absent."""
     if raw in (None, ""):
         return DEFAULT_LIMIT
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise bad_parameter("limit", "must be an integer") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise bad_parameter("limit", f"must be between 1 and {MAX_LIMIT}")
+    limit = small_integer(raw)
+    if limit is None or not 1 <= limit <= MAX_LIMIT:
+        raise bad_parameter("limit", f"must be an integer between 1 and {MAX_LIMIT}")
     return limit
 
 
@@ -54,9 +105,15 @@ def parse_id(name, raw):
     """A positive record id, or None when the parameter is absent."""
     if raw in (None, ""):
         return None
-    if not raw.isdigit() or int(raw) == 0:
-        raise bad_parameter(name, "must be a positive integer id")
-    return int(raw)
+    record_id = small_integer(raw)
+    if not record_id or record_id > MAX_ID:
+        raise bad_parameter(name, f"must be a positive integer id, at most {MAX_ID}")
+    return record_id
+
+
+def like_literal(text):
+    """``text`` as a LIKE pattern matching exactly itself (``\\``, ``%`` and ``_`` escaped)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def parse_datetime(name, raw):
@@ -71,11 +128,12 @@ def parse_datetime(name, raw):
         if len(value) == 10:
             return datetime.combine(date.fromisoformat(value), time.min)
         parsed = datetime.fromisoformat(value)
+        # An offset can carry the moment out of Python's years 1-9999 (0001-01-01T00:00+01:00).
+        return parsed.astimezone(timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
+    except OverflowError:
+        raise bad_parameter(name, "is outside the years 1 to 9999 once converted to UTC") from None
     except ValueError:
         raise bad_parameter(name, "must be an ISO 8601 date or date-time, e.g. 2026-11-01T08:00:00Z") from None
-    if parsed.tzinfo:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
-    return parsed
 
 
 def parse_choice(name, raw, choices):

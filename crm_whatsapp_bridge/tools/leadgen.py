@@ -9,7 +9,16 @@ answer goes on the CRM lead.
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from .payload import InboxEvent, PayloadError
+from .payload import (
+    NUMERIC_ID,
+    InboxEvent,
+    PayloadError,
+    entry_changes,
+    envelope_entries,
+    malformed_event,
+    meta_id,
+    storable,
+)
 
 PAGE_OBJECT = "page"
 LEADGEN_FIELD = "leadgen"
@@ -96,30 +105,28 @@ def split_leadgen_notification(notification):
     """One inbox event per ``leadgen`` change of a Page notification.
 
     The payload is the change's value (leadgen, page, form and ad ids). Raises
-    :class:`PayloadError` when the envelope is not a Page notification or a
-    ``leadgen`` change has no lead or page id.
+    :class:`PayloadError` only when the envelope is not a Page notification with a list
+    of entries; an entry or change of another shape, a ``leadgen`` change without numeric
+    lead and page ids, or one PostgreSQL could not store becomes a :data:`~.payload.MALFORMED`
+    event, and its neighbours are kept.
     """
-    if not isinstance(notification, dict) or notification.get("object") != PAGE_OBJECT:
-        raise PayloadError("not a page notification")
-    entries = notification.get("entry")
-    if not isinstance(entries, list):
-        raise PayloadError("notification has no entry list")
     events = []
-    for entry in entries:
-        if not isinstance(entry, dict) or not isinstance(entry.get("changes") or [], list):
-            raise PayloadError("entry must be an object with a list of changes")
-        for change in entry.get("changes") or []:
-            if not isinstance(change, dict) or change.get("field") != LEADGEN_FIELD:
-                continue
-            value = change.get("value")
-            if not isinstance(value, dict):
-                raise PayloadError("leadgen change has no value object")
-            leadgen_id = str(value.get("leadgen_id") or "")
-            page_id = str(value.get("page_id") or entry.get("id") or "")
-            if not leadgen_id or not page_id:
-                raise PayloadError("leadgen change without leadgen_id or page_id")
-            events.append(leadgen_event(leadgen_id, page_id, dict(value, page_id=page_id)))
-    return events
+    for entry in envelope_entries(notification, PAGE_OBJECT):
+        for change in entry_changes(entry, events):
+            if change.get("field") == LEADGEN_FIELD:
+                events.append(_leadgen_change_event(change.get("value"), entry.get("id")))
+    return [storable(event) for event in events]
+
+
+def _leadgen_change_event(value, entry_page_id):
+    if not isinstance(value, dict):
+        return malformed_event("a leadgen change must have a value object", value)
+    # The ids go into Graph API paths: only Meta's numeric ids are taken.
+    leadgen_id = meta_id(value.get("leadgen_id"), NUMERIC_ID)
+    page_id = meta_id(value.get("page_id") or entry_page_id, NUMERIC_ID)
+    if not leadgen_id or not page_id:
+        return malformed_event("a leadgen change must have numeric leadgen_id and page_id", value)
+    return leadgen_event(leadgen_id, page_id, dict(value, page_id=page_id))
 
 
 def leadgen_event(leadgen_id, page_id, payload):
