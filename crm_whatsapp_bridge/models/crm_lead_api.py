@@ -232,14 +232,14 @@ class CrmLead(models.Model):
                             after_marker, after_id, horizon))
         query.order = SQL("crm_lead.cwb_txid, crm_lead.id")
         query.limit = limit + 1
-        rows = self.env.execute_query(query.select("crm_lead.id", "crm_lead.cwb_txid"))
+        rows = self.env.execute_query(query.select("crm_lead.cwb_txid", "crm_lead.id"))
         page = rows[:limit]
         if len(rows) > limit:
             next_cursor = sync_cursor = encode_cursor(*page[-1])
         else:
             # Everything before the horizon that matches was on this page (or an earlier one).
             next_cursor, sync_cursor = None, encode_cursor(*max((horizon, 0), (after_marker, after_id)))
-        leads = self.browse([lead_id for lead_id, _marker in page])
+        leads = self.browse([lead_id for _marker, lead_id in page])
         return {"data": leads._api_lead_dicts(), "next_cursor": next_cursor, "sync_cursor": sync_cursor}
 
     def _api_lead_dicts(self):
