@@ -52,6 +52,15 @@ def install_commit_marker(cr, table, updates=True):
                        "FOR EACH ROW EXECUTE FUNCTION cwb_stamp_commit_marker()", name))
 
 
+def uninstall_commit_marker(cr, tables):
+    """Remove what :func:`install_commit_marker` added to ``tables``, then its trigger function."""
+    for table in tables:
+        name = SQL.identifier(table)
+        cr.execute(SQL("DROP TRIGGER IF EXISTS cwb_commit_marker ON %s", name))
+        cr.execute(SQL("ALTER TABLE %s DROP COLUMN IF EXISTS cwb_txid", name))  # drops its index too
+    cr.execute("DROP FUNCTION IF EXISTS cwb_stamp_commit_marker()")
+
+
 def commit_horizon(cr):
     """The marker below which every write to this database is finished and visible to ``cr``.
 
