@@ -310,12 +310,16 @@ class CrmBigqueryExportRun(models.Model):
     def _rows_to_load(self, table, watermark, with_text):
         """The next batch: up to the pending batch's end when one was planned, else up to
         JOB_ROWS rows below the commit horizon (rows of transactions still running wait)."""
-        after_marker, after_id = watermark._position()
-        self.env.flush_all()
         if watermark.pending_id:
+            self.env.flush_all()
             upto, limit = (watermark.pending_marker, watermark.pending_id), None
         else:
+            # Committing first makes the horizon the new transaction's first query, so its snapshot
+            # and its look at the running transactions are taken together (with an older snapshot,
+            # transactions of other databases that ended since would hold the export back too).
+            self._commit()
             upto, limit = (self.env["crm.lead"]._commit_horizon() - 1, MAX_ID), JOB_ROWS
+        after_marker, after_id = watermark._position()
         values = {"after_marker": after_marker, "after_id": after_id, "upto_marker": upto[0], "upto_id": upto[1],
                   "limit": limit}
         if table == "crm_leads":

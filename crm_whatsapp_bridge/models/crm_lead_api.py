@@ -67,7 +67,8 @@ def commit_horizon(cr):
     That is the oldest transaction of this database still running when ``cr``'s snapshot was
     taken (or the snapshot's end when none was), and never past ``cr``'s own transaction.
     Running transactions of other databases of the cluster cannot write here, so they do not
-    hold readers back; a running transaction that cannot be placed does.
+    hold readers back; a running transaction that cannot be placed does, including one of
+    another database that ended since the snapshot was taken: call this first in a transaction.
     """
     cr.execute("""
         SELECT LEAST(pg_snapshot_xmax(s)::text::bigint,
@@ -232,10 +233,10 @@ class CrmLead(models.Model):
         ``next_cursor`` is the position after the page's last lead, null on the last page;
         ``sync_cursor`` is where a later call continues to get only what changed since.
         """
+        horizon = self._commit_horizon()  # first, as close as can be to the request's snapshot
         limit = parse_limit(params.get("limit"))
         domain = self._api_leads_domain(params)
         after_marker, after_id = decode_cursor(params.get("cursor")) or (0, 0)
-        horizon = self._commit_horizon()
         query = self.with_context(active_test=False)._search(domain)
         query.add_where(SQL("(crm_lead.cwb_txid, crm_lead.id) > (%s, %s) AND crm_lead.cwb_txid < %s",
                             after_marker, after_id, horizon))
