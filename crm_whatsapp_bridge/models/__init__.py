@@ -13,6 +13,7 @@ from . import (
     crm_stage,
     crm_whatsapp_account,
     crm_whatsapp_message,
+    crm_whatsapp_message_export,
     crm_whatsapp_message_outbound,
     crm_whatsapp_template,
     ir_http,

@@ -1,5 +1,6 @@
 import logging
-from datetime import datetime, timedelta, timezone
+import time
+from datetime import datetime, timedelta
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
@@ -14,66 +15,74 @@ from ..tools.bigquery import (
     ndjson,
     parse_service_account_key,
 )
-from ..tools.bigquery_tables import LATEST_VIEW, TABLES, latest_view_query
+from ..tools.bigquery_tables import TABLES, VIEWS, view_query
 from .crm_inbox_event import notify_admins
-from .crm_lead_api import lead_rows_sql
+from .crm_lead_api import install_commit_marker, lead_rows_sql
 
 _logger = logging.getLogger(__name__)
 
 PARAM = "crm_whatsapp_bridge.bigquery_"
-EPOCH = datetime(1970, 1, 1)
 # Rows per load job: one job's NDJSON is built in memory, so this bounds the export's memory.
 JOB_ROWS = 20000
-# Rows written this recently are left for the next run: a transaction still open when the
-# export reads may commit rows with an older write_date, which a later run must not skip.
-DEFAULT_LAG_SECONDS = 60
+# A cron call starts no new load job after this many seconds; the cron calls again for the rest.
+CRON_CALL_SECONDS = 20
+MAX_ID = 2**31 - 1
 
-# Per table: the rows after a keyset position (key_date, key_id), in key order. Every query
-# selects the row's columns, then its keyset position as _key_date and _key_id.
-LEADS_KEYSET = """
-         WHERE (l.write_date, l.id) > (%(after_date)s, %(after_id)s)
-           AND (l.write_date, l.id) <= (%(upto_date)s, %(upto_id)s)
-      ORDER BY l.write_date, l.id
+# Per table: the rows after a keyset position (marker, id) up to another, in key order. The
+# marker is the commit-ordered ``cwb_txid`` (see crm_lead_api). Every query selects the row's
+# columns, then its keyset position as _key_marker and _key_id.
+KEYSET = """
+         WHERE (%(alias)s.cwb_txid, %(alias)s.id) > (%(after_marker)s, %(after_id)s)
+           AND (%(alias)s.cwb_txid, %(alias)s.id) <= (%(upto_marker)s, %(upto_id)s)
+      ORDER BY %(alias)s.cwb_txid, %(alias)s.id
          LIMIT %(limit)s"""
 ROW_QUERIES = {
     "crm_stage_history": """
         SELECT v.id AS tracking_id, m.res_id AS lead_id, v.old_value_integer AS old_stage_id,
                v.old_value_char AS old_stage, v.new_value_integer AS new_stage_id,
                v.new_value_char AS new_stage, m.date AS changed_at, v.create_uid AS changed_by_id,
-               up.name AS changed_by, v.create_date AS _key_date, v.id AS _key_id
+               up.name AS changed_by, v.cwb_txid AS _key_marker, v.id AS _key_id
           FROM mail_tracking_value v
           JOIN mail_message m ON m.id = v.mail_message_id
           JOIN ir_model_fields f ON f.id = v.field_id
      LEFT JOIN res_users u ON u.id = v.create_uid
      LEFT JOIN res_partner up ON up.id = u.partner_id
          WHERE m.model = 'crm.lead' AND f.model = 'crm.lead' AND f.name = 'stage_id'
-           AND (v.create_date, v.id) > (%(after_date)s, %(after_id)s)
-           AND (v.create_date, v.id) <= (%(upto_date)s, %(upto_id)s)
-      ORDER BY v.create_date, v.id
+           AND (v.cwb_txid, v.id) > (%(after_marker)s, %(after_id)s)
+           AND (v.cwb_txid, v.id) <= (%(upto_marker)s, %(upto_id)s)
+      ORDER BY v.cwb_txid, v.id
          LIMIT %(limit)s""",
     "whatsapp_messages": """
         SELECT w.id AS message_id, w.lead_id, COALESCE(a.display_phone_number, a.name) AS whatsapp_number,
                w.direction, w.message_type, w.state, COALESCE(w.message_date, w.create_date) AS message_at,
                w.status_date AS status_at, w.write_date AS updated_at, w.error_code,
-               CASE WHEN %(with_text)s THEN w.body END AS body,
-               w.write_date AS _key_date, w.id AS _key_id
+               CASE WHEN %(with_text)s THEN w.body END AS body, w.cwb_txid AS version,
+               w.cwb_txid AS _key_marker, w.id AS _key_id
           FROM crm_whatsapp_message w
      LEFT JOIN crm_whatsapp_account a ON a.id = w.account_id
-         WHERE (w.write_date, w.id) > (%(after_date)s, %(after_id)s)
-           AND (w.write_date, w.id) <= (%(upto_date)s, %(upto_id)s)
-      ORDER BY w.write_date, w.id
+         WHERE (w.cwb_txid, w.id) > (%(after_marker)s, %(after_id)s)
+           AND (w.cwb_txid, w.id) <= (%(upto_marker)s, %(upto_id)s)
+      ORDER BY w.cwb_txid, w.id
          LIMIT %(limit)s""",
 }
 
 
-def _json_ready(row):
-    """The row without its keyset columns, with times as BigQuery TIMESTAMP text (UTC)."""
+class BigInteger(fields.Integer):
+    """An integer stored as PostgreSQL bigint: commit markers outgrow ``integer``."""
+
+    _column_type = ("int8", "int8")
+
+
+def _json_ready(row, exported_at):
+    """The row without its keyset columns, stamped with the run's start, with times as
+    BigQuery TIMESTAMP text (UTC)."""
+    row = dict(row, exported_at=exported_at)
     return {key: (value.isoformat(sep=" ", timespec="microseconds") if isinstance(value, datetime) else value)
             for key, value in row.items() if not key.startswith("_key_")}
 
 
 class CrmBigqueryWatermark(models.Model):
-    """How far each table is exported: the keyset position of the last loaded row."""
+    """How far each table is exported: the keyset position (commit marker, id) of the last loaded row."""
 
     _name = "crm.bigquery.watermark"
     _description = "BigQuery Export Watermark"
@@ -82,9 +91,9 @@ class CrmBigqueryWatermark(models.Model):
     table_name = fields.Char(required=True, readonly=True)
     generation = fields.Integer(default=1, readonly=True,
                                 help="Raised by a full re-export, so its load jobs get new ids.")
-    last_date = fields.Datetime(readonly=True)
+    last_marker = BigInteger(readonly=True)
     last_id = fields.Integer(readonly=True)
-    pending_date = fields.Datetime(readonly=True, help="End of the batch being loaded, kept across crashes.")
+    pending_marker = BigInteger(readonly=True, help="End of the batch being loaded, kept across crashes.")
     pending_id = fields.Integer(readonly=True)
     pending_attempt = fields.Integer(default=1, readonly=True,
                                      help="Raised when BigQuery ran the batch's load job and it failed, "
@@ -97,13 +106,13 @@ class CrmBigqueryWatermark(models.Model):
         return self.search([("table_name", "=", table)]) or self.create({"table_name": table})
 
     def _position(self):
-        return (self.last_date or EPOCH, self.last_id)
+        return (self.last_marker, self.last_id)
 
     def _restart(self):
         """Forget what was exported: the next run loads everything again, under new job ids."""
         for watermark in self:
-            watermark.write({"generation": watermark.generation + 1, "last_date": False, "last_id": 0,
-                             "pending_date": False, "pending_id": 0, "pending_attempt": 1})
+            watermark.write({"generation": watermark.generation + 1, "last_marker": 0, "last_id": 0,
+                             "pending_marker": 0, "pending_id": 0, "pending_attempt": 1})
 
 
 class CrmBigqueryExportRun(models.Model):
@@ -126,6 +135,8 @@ class CrmBigqueryExportRun(models.Model):
     rows_stage_history = fields.Integer("Stage Change Rows", readonly=True)
     rows_messages = fields.Integer("WhatsApp Message Rows", readonly=True)
     job_count = fields.Integer("Load Jobs", readonly=True)
+    watermarks_reset = fields.Boolean(readonly=True, help="A full re-export has reset the watermarks "
+                                                          "(once, even when the run goes on in later cron calls).")
     error = fields.Text(readonly=True)
 
     _ROW_FIELDS = {"crm_leads": "rows_leads", "crm_stage_history": "rows_stage_history",
@@ -143,7 +154,7 @@ class CrmBigqueryExportRun(models.Model):
         """The export's settings; UserError naming what an admin has to fill in."""
         params = self.env["ir.config_parameter"].sudo()
         config = {key: params.get_param(PARAM + key) for key in ("project", "dataset", "location", "key", "url",
-                                                                 "export_text", "lag_seconds")}
+                                                                 "export_text")}
         missing = [label for key, label in (("project", _("project id")), ("dataset", _("dataset")),
                                             ("key", _("service-account key"))) if not config[key]]
         if missing:
@@ -155,7 +166,6 @@ class CrmBigqueryExportRun(models.Model):
             raise UserError(str(exc)) from None
         config["location"] = config["location"] or "EU"
         config["token_url"] = params.get_param("crm_whatsapp_bridge.oauth_token_url") or None
-        config["lag"] = int(config["lag_seconds"] or DEFAULT_LAG_SECONDS)
         return config
 
     @api.model
@@ -174,9 +184,8 @@ class CrmBigqueryExportRun(models.Model):
         _dataset, dataset_created = client.ensure_dataset(config["dataset"])
         created = [name for name, (schema, partition) in TABLES.items()
                    if client.ensure_table(config["dataset"], name, schema, partition)]
-        if client.ensure_table(config["dataset"], LATEST_VIEW,
-                               view_query=latest_view_query(config["project"], config["dataset"])):
-            created.append(LATEST_VIEW)
+        created += [name for name in VIEWS if client.ensure_table(
+            config["dataset"], name, view_query=view_query(name, config["project"], config["dataset"]))]
         return dataset_created, created
 
     # ------------------------------------------------------------------ running
@@ -207,19 +216,23 @@ class CrmBigqueryExportRun(models.Model):
 
     @api.model
     def _cron_export(self):
-        """Scheduled export: run the queued runs, or one new run when none is queued."""
-        # A run still "running" an hour after it started lost its worker (killed, timed out):
-        # everything it loaded is committed with its watermark, so it is closed as failed.
-        stale = [("state", "=", "running"), ("started_at", "<", fields.Datetime.now() - timedelta(hours=1))]
+        """Scheduled export: go on with the oldest queued run (or start one when none is queued)
+        for at most CRON_CALL_SECONDS of load jobs, and tell the cron whether runs are left."""
+        # A cron call is short and a run writes itself after each load job: a run that has not
+        # moved for ten minutes lost its worker. What it loaded is committed with its watermark.
+        stale = [("state", "=", "running"), ("write_date", "<", fields.Datetime.now() - timedelta(minutes=10))]
         self.search(stale).write({"state": "failed", "finished_at": fields.Datetime.now(),
                                   "error": _("The worker running this export stopped.")})
-        runs = self.search([("state", "=", "queued")], order="id")
-        if not runs:
+        run = self.search([("state", "=", "queued")], order="id", limit=1)
+        if not run:
             if not self._is_configured():
                 return
-            runs = self.create({"trigger": "schedule"})
-        for run in runs:
-            run._execute()
+            run = self.create({"trigger": "schedule"})
+        jobs_before = run.job_count
+        run._execute(deadline=time.monotonic() + CRON_CALL_SECONDS)
+        self.env["ir.cron"]._notify_progress(done=run.job_count - jobs_before,
+                                             remaining=self.search_count([("state", "=", "queued")]))
+        self._commit()
 
     def action_export_now(self):
         """Settings button: export now, in this request."""
@@ -235,19 +248,25 @@ class CrmBigqueryExportRun(models.Model):
         # The export commits after each confirmed load job, so a crash keeps what is done.
         self.env.cr.commit()
 
-    def _execute(self):
-        """Export every table from its watermark; record the outcome on the run."""
+    def _execute(self, deadline=None):
+        """Export every table from its watermark; record the outcome on the run.
+
+        With a ``deadline`` (a time.monotonic() value) no load job starts after it: the run
+        goes back to "queued" and the next call continues from the watermarks.
+        """
         self.ensure_one()
-        self.write({"state": "running", "started_at": fields.Datetime.now(), "error": False})
+        self.write({"state": "running", "started_at": self.started_at or fields.Datetime.now(), "error": False})
         self._commit()
         try:
             config = self._config()
             client = self._client(config)
             self._prepare_dataset(client, config)
-            if self.full:
+            if self.full and not self.watermarks_reset:
                 self.env["crm.bigquery.watermark"].search([])._restart()
-            for table in TABLES:
-                self._export_table(client, config, table)
+                self.watermarks_reset = True
+                self._commit()
+            # all() stops at the first table left unfinished by the deadline.
+            finished = all(self._export_table(client, config, table, deadline) for table in TABLES)
         except (BigQueryError, UserError) as exc:
             # Everything loaded so far is committed with its watermark; nothing else to undo.
             _logger.warning("BigQuery export %s failed: %s", self.id, exc)
@@ -255,54 +274,81 @@ class CrmBigqueryExportRun(models.Model):
             notify_admins(self.env, [(self, _("The BigQuery export failed: %s", exc))],
                           _("BigQuery export"), _("The BigQuery export failed: %s", exc))
         else:
-            self.write({"state": "done", "finished_at": fields.Datetime.now()})
-        self.env["ir.cron"]._notify_progress(done=self.job_count, remaining=0)
+            if finished:
+                self.write({"state": "done", "finished_at": fields.Datetime.now()})
+            else:
+                self.state = "queued"
         self._commit()
 
-    def _export_table(self, client, config, table):
+    def _export_table(self, client, config, table, deadline=None):
+        """Load the table's rows after its watermark, one job per batch; False when the
+        deadline stopped it before the end."""
         watermark = self.env["crm.bigquery.watermark"]._for_table(table)
         schema = TABLES[table][0]
-        horizon = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=config["lag"])
         while True:
-            rows = self._rows_to_load(table, watermark, horizon, bool(config["export_text"]))
+            rows = self._rows_to_load(table, watermark, bool(config["export_text"]))
             if not rows:
-                return
-            if not watermark.pending_date:
+                return True
+            if not watermark.pending_id:
                 # Remember the batch's end before loading: a re-run rebuilds exactly this batch,
                 # so it gets the same job id and BigQuery refuses to load it twice.
-                watermark.write({"pending_date": rows[-1]["_key_date"], "pending_id": rows[-1]["_key_id"]})
+                watermark.write({"pending_marker": rows[-1]["_key_marker"], "pending_id": rows[-1]["_key_id"]})
                 self._commit()
             job = job_id(table, watermark.generation, watermark._position(),
-                         (watermark.pending_date, watermark.pending_id), watermark.pending_attempt)
+                         (watermark.pending_marker, watermark.pending_id), watermark.pending_attempt)
+            data = ndjson(_json_ready(row, self.started_at) for row in rows)
             try:
-                loaded = client.load(config["dataset"], table, schema, job, ndjson(_json_ready(row) for row in rows))
+                loaded = client.load(config["dataset"], table, schema, job, data)
             except BigQueryJobFailed:
                 watermark.pending_attempt += 1
                 self._commit()
                 raise
             self._advance_watermark(watermark, table, loaded)
+            if deadline is not None and time.monotonic() > deadline:
+                return False
 
-    def _rows_to_load(self, table, watermark, horizon, with_text):
-        after_date, after_id = watermark._position()
-        if watermark.pending_date:
-            upto, limit = (watermark.pending_date, watermark.pending_id), None
+    def _rows_to_load(self, table, watermark, with_text):
+        """The next batch: up to the pending batch's end when one was planned, else up to
+        JOB_ROWS rows below the commit horizon (rows of transactions still running wait)."""
+        if watermark.pending_id:
+            self.env.flush_all()
+            upto, limit = (watermark.pending_marker, watermark.pending_id), None
         else:
-            upto, limit = (horizon, 2**31 - 1), JOB_ROWS
-        self.env.flush_all()
-        values = {"after_date": after_date, "after_id": after_id, "upto_date": upto[0], "upto_id": upto[1],
+            # Committing first makes the horizon the new transaction's first query, so its snapshot
+            # and its look at the running transactions are taken together (with an older snapshot,
+            # transactions of other databases that ended since would hold the export back too).
+            self._commit()
+            upto, limit = (self.env["crm.lead"]._commit_horizon() - 1, MAX_ID), JOB_ROWS
+        after_marker, after_id = watermark._position()
+        values = {"after_marker": after_marker, "after_id": after_id, "upto_marker": upto[0], "upto_id": upto[1],
                   "limit": limit}
         if table == "crm_leads":
-            query = SQL("%s %s", lead_rows_sql("en_US"), SQL(LEADS_KEYSET, **values))
-            rows = self.env.execute_query_dict(query)
+            # The keyset picks the ids, then the rows are read by id: one transaction (an import)
+            # stamps many leads alike, PostgreSQL then estimates a keyset range inside them at one
+            # row, and would join the lead's related tables for all the rest of the table.
+            ids = [lead_id for (lead_id,) in self.env.execute_query(
+                SQL("SELECT l.id FROM crm_lead l %s", SQL(KEYSET, alias=SQL("l"), **values)))]
+            rows = self.env.execute_query_dict(SQL("%s WHERE l.id = ANY(%s) ORDER BY l.cwb_txid, l.id",
+                                                   lead_rows_sql("en_US"), ids))
             for row in rows:
-                row["_key_date"], row["_key_id"] = row["updated_at"], row["lead_id"]
+                row["_key_marker"], row["_key_id"] = row["version"], row["lead_id"]
             return rows
         return self.env.execute_query_dict(SQL(ROW_QUERIES[table], with_text=with_text, **values))
 
     def _advance_watermark(self, watermark, table, loaded_rows):
         """The job is confirmed done: move the watermark to the batch's end and count its rows."""
-        watermark.write({"last_date": watermark.pending_date, "last_id": watermark.pending_id,
-                         "pending_date": False, "pending_id": 0, "pending_attempt": 1})
+        watermark.write({"last_marker": watermark.pending_marker, "last_id": watermark.pending_id,
+                         "pending_marker": 0, "pending_id": 0, "pending_attempt": 1})
         field = self._ROW_FIELDS[table]
         self.write({field: self[field] + loaded_rows, "job_count": self.job_count + 1})
         self._commit()
+
+
+class MailTrackingValue(models.Model):
+    _inherit = "mail.tracking.value"
+
+    def _auto_init(self):
+        result = super()._auto_init()
+        # Stage changes are exported in commit order; tracking values are only ever inserted.
+        install_commit_marker(self.env.cr, self._table, updates=False)
+        return result

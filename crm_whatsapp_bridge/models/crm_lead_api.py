@@ -24,6 +24,67 @@ SOURCE_ALIASES = {
 }
 
 
+# The commit-ordered marker. A column ``cwb_txid`` holds the PostgreSQL transaction id
+# (``pg_current_xact_id()``, 64 bits, never wraps) of the transaction that last inserted or
+# updated the row: a column default stamps inserts, a trigger stamps updates, so raw SQL
+# writes are stamped too. Unlike ``write_date`` (the transaction's *start*), it lets a reader
+# know which rows can still appear behind it: only those of a transaction still running.
+# Readers walk (cwb_txid, id) in order and never go past :func:`commit_horizon`.
+MARKER_FUNCTION = SQL("""
+    CREATE OR REPLACE FUNCTION cwb_stamp_commit_marker() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        NEW.cwb_txid := pg_current_xact_id()::text::bigint;
+        RETURN NEW;
+    END $$""")
+
+
+def install_commit_marker(cr, table, updates=True):
+    """Give ``table`` the commit-ordered marker column, its (cwb_txid, id) index and, when its
+    rows are ever updated, the trigger that stamps updates. Rows older than the column get 0."""
+    name = SQL.identifier(table)
+    cr.execute(SQL("ALTER TABLE %s ADD COLUMN IF NOT EXISTS cwb_txid bigint NOT NULL DEFAULT 0", name))
+    cr.execute(SQL("ALTER TABLE %s ALTER COLUMN cwb_txid SET DEFAULT pg_current_xact_id()::text::bigint", name))
+    cr.execute(SQL("CREATE INDEX IF NOT EXISTS %s ON %s (cwb_txid, id)",
+                   SQL.identifier(f"{table}_cwb_txid_id_index"), name))
+    if updates:
+        cr.execute(MARKER_FUNCTION)
+        cr.execute(SQL("DROP TRIGGER IF EXISTS cwb_commit_marker ON %s", name))
+        cr.execute(SQL("CREATE TRIGGER cwb_commit_marker BEFORE UPDATE ON %s "
+                       "FOR EACH ROW EXECUTE FUNCTION cwb_stamp_commit_marker()", name))
+
+
+def uninstall_commit_marker(cr, tables):
+    """Remove what :func:`install_commit_marker` added to ``tables``, then its trigger function."""
+    for table in tables:
+        name = SQL.identifier(table)
+        cr.execute(SQL("DROP TRIGGER IF EXISTS cwb_commit_marker ON %s", name))
+        cr.execute(SQL("ALTER TABLE %s DROP COLUMN IF EXISTS cwb_txid", name))  # drops its index too
+    cr.execute("DROP FUNCTION IF EXISTS cwb_stamp_commit_marker()")
+
+
+def commit_horizon(cr):
+    """The marker below which every write to this database is finished and visible to ``cr``.
+
+    That is the oldest transaction of this database still running when ``cr``'s snapshot was
+    taken (or the snapshot's end when none was), and never past ``cr``'s own transaction.
+    Running transactions of other databases of the cluster cannot write here, so they do not
+    hold readers back; a running transaction that cannot be placed does, including one of
+    another database that ended since the snapshot was taken: call this first in a transaction.
+    """
+    cr.execute("""
+        SELECT LEAST(pg_snapshot_xmax(s)::text::bigint,
+                     pg_current_xact_id_if_assigned()::text::bigint,
+                     (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s) AS x
+                       WHERE mod(x::text::bigint, 4294967296) NOT IN (
+                             SELECT backend_xid::text::bigint FROM pg_stat_activity
+                              WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()
+                          UNION ALL
+                             SELECT transaction::text::bigint FROM pg_prepared_xacts
+                              WHERE database <> current_database())))
+          FROM pg_current_snapshot() AS s""")
+    return cr.fetchone()[0]
+
+
 def _iso(value):
     return value.isoformat(timespec="seconds") + "Z" if value else None
 
@@ -62,7 +123,7 @@ def lead_rows_sql(lang):
                CASE WHEN l.active AND s.is_won THEN l.date_closed END AS won_at,
                CASE WHEN NOT l.active AND COALESCE(l.probability, 0) = 0 THEN COALESCE(l.date_closed, l.write_date)
                END AS lost_at,
-               l.active
+               l.active, l.cwb_txid AS version
           FROM crm_lead l
      LEFT JOIN crm_stage s ON s.id = l.stage_id
      LEFT JOIN res_company c ON c.id = l.company_id
@@ -83,10 +144,16 @@ class CrmLead(models.Model):
 
     def _auto_init(self):
         result = super()._auto_init()
-        # Keyset paging of GET /crm/leads walks (write_date, id) in order.
-        self.env.cr.execute(
-            "CREATE INDEX IF NOT EXISTS crm_lead_write_date_id_index ON crm_lead (write_date, id)")
+        # GET /crm/leads and the BigQuery export walk (cwb_txid, id) in order.
+        install_commit_marker(self.env.cr, self._table)
+        self.env.cr.execute("DROP INDEX IF EXISTS crm_lead_write_date_id_index")  # the former keyset
         return result
+
+    @api.model
+    def _commit_horizon(self):
+        """:func:`commit_horizon` of this environment's transaction (tests that run in one
+        transaction replace it, as their own writes count as committed there)."""
+        return commit_horizon(self.env.cr)
 
     # ------------------------------------------------------------------ filters
 
@@ -159,26 +226,32 @@ class CrmLead(models.Model):
 
     @api.model
     def _api_search_leads(self, params):
-        """One page of GET /crm/leads: ``{"data": [...], "next_cursor": str | None}``.
+        """One page of GET /crm/leads: ``{"data": [...], "next_cursor": str | None, "sync_cursor": str}``.
 
-        Leads come in (write_date, id) order, lost ones included (``active`` tells). The
-        cursor is the position after the page's last lead, so a lead edited after it was
-        served comes again later with its new values, and none is skipped.
+        Leads come in commit order (the marker ``cwb_txid``, then id), lost ones included
+        (``active`` tells), and only up to the oldest transaction still running, so a lead a
+        long transaction writes comes once it commits, after the cursor, and none is skipped.
+        ``next_cursor`` is the position after the page's last lead, null on the last page;
+        ``sync_cursor`` is where a later call continues to get only what changed since.
         """
+        horizon = self._commit_horizon()  # first, as close as can be to the request's snapshot
         limit = parse_limit(params.get("limit"))
         domain = self._api_leads_domain(params)
-        position = decode_cursor(params.get("cursor"))
-        if position:
-            stamp, last_id = position
-            # The ">=" gives the (write_date, id) index a range start; the OR alone would make
-            # PostgreSQL read every row before the cursor on deep pages.
-            domain += [("write_date", ">=", stamp),
-                       "|", ("write_date", ">", stamp), ("id", ">", last_id)]
-        leads = self.with_context(active_test=False).search_fetch(
-            domain, ["write_date"], order="write_date, id", limit=limit + 1)
-        page = leads[:limit]
-        next_cursor = encode_cursor(page[-1].write_date, page[-1].id) if len(leads) > limit else None
-        return {"data": page._api_lead_dicts(), "next_cursor": next_cursor}
+        after_marker, after_id = decode_cursor(params.get("cursor")) or (0, 0)
+        query = self.with_context(active_test=False)._search(domain)
+        query.add_where(SQL("(crm_lead.cwb_txid, crm_lead.id) > (%s, %s) AND crm_lead.cwb_txid < %s",
+                            after_marker, after_id, horizon))
+        query.order = SQL("crm_lead.cwb_txid, crm_lead.id")
+        query.limit = limit + 1
+        rows = self.env.execute_query(query.select("crm_lead.cwb_txid", "crm_lead.id"))
+        page = rows[:limit]
+        if len(rows) > limit:
+            next_cursor = sync_cursor = encode_cursor(*page[-1])
+        else:
+            # Everything before the horizon that matches was on this page (or an earlier one).
+            next_cursor, sync_cursor = None, encode_cursor(*max((horizon, 0), (after_marker, after_id)))
+        leads = self.browse([lead_id for _marker, lead_id in page])
+        return {"data": leads._api_lead_dicts(), "next_cursor": next_cursor, "sync_cursor": sync_cursor}
 
     def _api_lead_dicts(self):
         """The JSON form of the leads, in order, read in one query (the ids come from an ORM

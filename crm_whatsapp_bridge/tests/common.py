@@ -201,3 +201,13 @@ def run_cron(env, xmlid, method):
     method(env[cron.model_id.model].with_context(ir_cron_progress_id=progress.id))
     new_triggers = env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)]) - triggers
     return (progress.done, progress.remaining), new_triggers
+def read_own_transaction_as_committed(test):
+    """Let GET /crm/leads and the BigQuery export read what this test wrote.
+
+    They read in commit order and stop before the oldest transaction still running, which in a
+    test that runs in one transaction is the test's own: from here on they count it as committed.
+    Tests across real transactions (test_bigquery_export.TestAcrossTransactions) do not use this.
+    """
+    test.env.cr.execute("SELECT pg_current_xact_id()::text::bigint + 1")
+    horizon = test.env.cr.fetchone()[0]
+    test.patch(type(test.env["crm.lead"]), "_commit_horizon", lambda _leads: horizon)

@@ -5,6 +5,7 @@ reused job id, and can be told to fail the next uploads.
 """
 
 import json
+import re
 from collections import deque
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -14,6 +15,9 @@ from werkzeug.wrappers import Request, Response
 from .fake_server import LocalServer
 
 TOKEN = "ya29.fake-bigquery-token"
+# The one shape of view the export creates: one row per partition, the first in the order.
+VIEW_SHAPE = re.compile(r"SELECT \* FROM `[^`.]+\.([^`.]+)\.([^`.]+)` WHERE TRUE QUALIFY ROW_NUMBER\(\) "
+                        r"OVER \(PARTITION BY ([\w, ]+) ORDER BY ([\w, ]+)\) = 1")
 
 
 class FakeBigQueryServer(LocalServer):
@@ -48,6 +52,19 @@ class FakeBigQueryServer(LocalServer):
 
     def rows(self, table, dataset="crm_export"):
         return self.tables.get((dataset, table), {}).get("rows", [])
+
+    def view_rows(self, view, dataset="crm_export"):
+        """What querying the view gives, evaluated the way BigQuery would for VIEW_SHAPE."""
+        query = self.tables[(dataset, view)]["resource"]["view"]["query"]
+        view_dataset, table, partition, order = VIEW_SHAPE.fullmatch(query).groups()
+        rows = self.rows(table, view_dataset)
+        for term in reversed(order.split(", ")):  # stable sorts, last key first
+            column, _space, direction = term.partition(" ")
+            rows = sorted(rows, key=lambda row, column=column: row[column], reverse=direction == "DESC")
+        first = {}
+        for row in rows:
+            first.setdefault(tuple(row[column] for column in partition.split(", ")), row)
+        return list(first.values())
 
     def uploads(self):
         return [req for req in self.requests if req["path"].startswith("/upload/")]

@@ -1,9 +1,10 @@
+import base64
 import statistics
 from datetime import datetime, timedelta
 
 from odoo.tests import HttpCase, new_test_user, tagged
 
-from .common import WhatsappTestMixin, api_keys
+from .common import WhatsappTestMixin, api_keys, read_own_transaction_as_committed
 
 # A window no other lead of a test database is created in.
 T0 = datetime(2031, 3, 3, 9, 0, 0)
@@ -50,6 +51,10 @@ class TestCrmJsonApi(WhatsappTestMixin, HttpCase):
         # Fixed creation and write times, one second apart, so the tests can reason about order.
         for offset, lead in enumerate(cls.leads):
             cls._stamp(lead, created=T0 + timedelta(seconds=offset), written=T0 + timedelta(seconds=offset))
+
+    def setUp(self):
+        super().setUp()
+        read_own_transaction_as_committed(self)
 
     @classmethod
     def _stamp(cls, lead, created=None, written=None):
@@ -181,37 +186,35 @@ class TestCrmJsonApi(WhatsappTestMixin, HttpCase):
 
     # ---------------------------------------------------------------- paging
 
-    def test_keyset_paging_while_leads_change(self):
-        """Every lead comes once per version: edits between pages skip and repeat nothing."""
-        served = []
-        cursor = None
-        edited_after_served = self.leads[1]   # on the first page
-        edited_before_served = self.leads[5]  # on the last page
-        for page in range(10):
-            params = {"team_id": self.team.id, "limit": 3}
-            if cursor:
-                params["cursor"] = cursor
-            body = self.get("/crm/leads", self.admin, **params).json()
-            served += [(lead["id"], lead["name"]) for lead in body["data"]]
-            if page == 0:
-                edited_after_served.name = "API Bravo v2"
-                edited_before_served.name = "API Foxtrot v2"
-                self.leads.flush_recordset()
-                later = T0 + timedelta(minutes=5)
-                self._stamp(edited_after_served, written=later)
-                self._stamp(edited_before_served, written=later + timedelta(seconds=1))
+    def test_keyset_paging_serves_each_lead_once(self):
+        """Pages in commit order; leads written in later transactions: TestAcrossTransactions."""
+        served, cursor = [], None
+        for _page in range(10):
+            body = self.get("/crm/leads", self.admin, team_id=self.team.id, limit=3,
+                            **({"cursor": cursor} if cursor else {})).json()
+            served += [lead["name"] for lead in body["data"]]
+            self.assertTrue(body["sync_cursor"])
             cursor = body["next_cursor"]
             if not cursor:
                 break
-        ids = [lead_id for lead_id, _name in served]
-        self.assertEqual(set(ids), set(self.leads.ids), "no lead is skipped")
-        for lead in self.leads - edited_after_served:
-            self.assertEqual(ids.count(lead.id), 1, f"{lead.name} is served once")
-        self.assertEqual([name for lead_id, name in served if lead_id == edited_after_served.id],
-                         ["API Bravo", "API Bravo v2"], "an edited lead comes again with its new values")
-        self.assertIn((edited_before_served.id, "API Foxtrot v2"), served)
-        self.assertEqual(served[-2:], [(edited_after_served.id, "API Bravo v2"),
-                                       (edited_before_served.id, "API Foxtrot v2")])
+        self.assertEqual(served, [lead.name for lead in self.leads])
+        later = self.get("/crm/leads", self.admin, team_id=self.team.id, cursor=body["sync_cursor"]).json()
+        self.assertEqual((later["data"], later["next_cursor"]), ([], None), "nothing new since")
+        self.assertEqual(later["sync_cursor"], body["sync_cursor"])
+
+    def test_cursors_that_overflow_or_are_not_ours_are_named_400s(self):
+        def b64(text):
+            return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+        for raw in ("[Infinity,1]", "[1e400,1]", f"[{10**30},1]", f"[1,{10**30}]", f"[1,{2**31}]", "[1.5,1]",
+                    '["2031-03-03T09:00:00",1]'):
+            with self.subTest(cursor=raw):
+                message = self.assertApiError(self.get("/crm/leads", self.admin, cursor=b64(raw)),
+                                              400, "invalid_parameter")
+                self.assertTrue(message.startswith("cursor:"))
+        for cursor in ("%%%", "a" * 500, "WzEsMV0" + "=" * 9):
+            with self.subTest(cursor=cursor):
+                self.assertApiError(self.get("/crm/leads", self.admin, cursor=cursor), 400, "invalid_parameter")
 
     # ----------------------------------------------------------------- stats
 

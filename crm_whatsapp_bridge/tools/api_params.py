@@ -17,6 +17,10 @@ LEAD_TYPES = ("lead", "opportunity")
 MAX_ID = 2 ** 31 - 1  # PostgreSQL's integer, the type of every record id
 # ASCII digits only: str.isdigit() also takes "²" or "٣", which int() refuses or reads.
 SMALL_INTEGER = re.compile(r"[0-9]{1,10}")
+# A cursor holds a commit marker (a PostgreSQL bigint) and a record id (a PostgreSQL integer).
+MAX_MARKER = 2**63 - 1
+MAX_RECORD_ID = MAX_ID
+MAX_CURSOR_LENGTH = 64
 
 
 class ApiError(Exception):
@@ -144,25 +148,36 @@ def parse_choice(name, raw, choices):
     return raw
 
 
-def encode_cursor(write_date, record_id):
-    """An opaque cursor for the keyset position just after (write_date, id)."""
-    raw = json.dumps([write_date.isoformat(timespec="microseconds"), record_id], separators=(",", ":"))
+def encode_cursor(marker, record_id):
+    """An opaque cursor for the keyset position just after (commit marker, id)."""
+    raw = json.dumps([marker, record_id], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+def _not_a_number(raw):
+    raise ValueError(f"{raw} is not an integer")
+
+
 def decode_cursor(cursor):
-    """The (write_date, id) position of a cursor made by :func:`encode_cursor`."""
+    """The (commit marker, id) position of a cursor made by :func:`encode_cursor`, or None.
+
+    Anything else is a 400 naming ``cursor``: base64 or JSON that does not decode, floats,
+    ``Infinity``/``NaN``, booleans, and numbers PostgreSQL's bigint marker or integer id cannot hold.
+    """
     if cursor in (None, ""):
         return None
+    invalid = bad_parameter("cursor", "is not a cursor returned by this API")
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise invalid
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        stamp, record_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        position = datetime.fromisoformat(stamp), int(record_id)
-    except (ValueError, TypeError, binascii.Error):
-        raise bad_parameter("cursor", "is not a cursor returned by this API") from None
-    if position[0].tzinfo:
-        raise bad_parameter("cursor", "is not a cursor returned by this API")
-    return position
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+        position = json.loads(raw, parse_float=_not_a_number, parse_constant=_not_a_number)
+    except (ValueError, binascii.Error):
+        raise invalid from None
+    if not (isinstance(position, list) and len(position) == 2 and all(type(n) is int for n in position)
+            and 0 <= position[0] <= MAX_MARKER and 0 <= position[1] <= MAX_RECORD_ID):
+        raise invalid
+    return tuple(position)
 
 
 def rate(numerator, denominator):

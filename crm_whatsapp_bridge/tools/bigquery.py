@@ -16,6 +16,9 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_rand
 DEFAULT_BASE_URL = "https://bigquery.googleapis.com"
 SCOPE = "https://www.googleapis.com/auth/bigquery"
 TIMEOUT = 60
+# How long one call waits for a load job. A job still running then fails the run; the next
+# run sends the same job id, BigQuery answers 409, and the wait goes on from there.
+JOB_WAIT_SECONDS = 60
 RETRYABLE_REASONS = frozenset({"backendError", "rateLimitExceeded", "internalError"})
 JOB_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -166,6 +169,8 @@ class BigQueryClient:
             "destinationTable": {"projectId": self.project, "datasetId": dataset, "tableId": table},
             "sourceFormat": "NEWLINE_DELIMITED_JSON", "writeDisposition": "WRITE_APPEND",
             "createDisposition": "CREATE_NEVER", "schema": {"fields": schema},
+            # Tables made by an earlier version gain the columns added since.
+            "schemaUpdateOptions": ["ALLOW_FIELD_ADDITION"],
         }}
         metadata = {"jobReference": {"projectId": self.project, "jobId": job, "location": self.location},
                     "configuration": configuration}
@@ -186,7 +191,7 @@ class BigQueryClient:
     def get_job(self, job):
         return self._request("GET", f"/jobs/{job}", params={"location": self.location}).json()
 
-    def wait(self, resource, timeout=600):
+    def wait(self, resource, timeout=JOB_WAIT_SECONDS):
         """Poll a job until DONE; return its output rows, or raise its error."""
         deadline = time.monotonic() + timeout
         job = resource["jobReference"]["jobId"]

@@ -39,6 +39,8 @@ CRM_LEADS = [
     _field("won_at", "TIMESTAMP"),
     _field("lost_at", "TIMESTAMP"),
     _field("active", "BOOLEAN"),
+    _field("version", "INTEGER", "REQUIRED", "the version's commit marker; (lead_id, version) names it"),
+    _field("exported_at", "TIMESTAMP", "REQUIRED", "start of the export run that loaded the row"),
 ]
 
 CRM_STAGE_HISTORY = [
@@ -51,6 +53,7 @@ CRM_STAGE_HISTORY = [
     _field("changed_at", "TIMESTAMP", "REQUIRED"),
     _field("changed_by_id", "INTEGER"),
     _field("changed_by"),
+    _field("exported_at", "TIMESTAMP", "REQUIRED", "start of the export run that loaded the row"),
 ]
 
 WHATSAPP_MESSAGES = [
@@ -65,6 +68,8 @@ WHATSAPP_MESSAGES = [
     _field("updated_at", "TIMESTAMP"),
     _field("error_code", "INTEGER"),
     _field("body", description="only when the admin exports message text"),
+    _field("version", "INTEGER", "REQUIRED", "the version's commit marker; (message_id, version) names it"),
+    _field("exported_at", "TIMESTAMP", "REQUIRED", "start of the export run that loaded the row"),
 ]
 
 # table -> (schema, day-partitioning field)
@@ -74,10 +79,23 @@ TABLES = {
     "whatsapp_messages": (WHATSAPP_MESSAGES, "message_at"),
 }
 
-LATEST_VIEW = "crm_leads_latest"
+# table -> the columns that name one fact. A full re-export loads every current fact again,
+# so a table may hold copies; its "_unique" view keeps one row per fact (the newest export).
+KEYS = {
+    "crm_leads": ("lead_id", "version"),
+    "crm_stage_history": ("tracking_id",),
+    "whatsapp_messages": ("message_id", "version"),
+}
+
+# view -> (table, partition, order): one row per partition, the first in that order.
+VIEWS = {
+    **{f"{table}_unique": (table, KEYS[table], "exported_at DESC") for table in TABLES},
+    "crm_leads_latest": ("crm_leads", ("lead_id",), "version DESC, exported_at DESC"),
+}
 
 
-def latest_view_query(project, dataset):
-    """Standard SQL of the view that keeps the newest exported version of each lead."""
-    return (f"SELECT * FROM `{project}.{dataset}.crm_leads` "
-            "WHERE TRUE QUALIFY ROW_NUMBER() OVER (PARTITION BY lead_id ORDER BY updated_at DESC) = 1")
+def view_query(view, project, dataset):
+    """Standard SQL of one of the VIEWS."""
+    table, partition, order = VIEWS[view]
+    return (f"SELECT * FROM `{project}.{dataset}.{table}` WHERE TRUE "
+            f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {', '.join(partition)} ORDER BY {order}) = 1")
