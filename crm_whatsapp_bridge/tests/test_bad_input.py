@@ -16,6 +16,7 @@ from .common import (
     encode,
     leadgen_notification,
     notification,
+    read_own_transaction_as_committed,
     text_message,
 )
 
@@ -229,6 +230,10 @@ class TestBadApiInput(MetaTestMixin, HttpCase):
         cls.odd_stage = cls.env["crm.stage"].create({"name": "API 100%_done\\", "sequence": 95})
         cls.lead = cls.env["crm.lead"].create({"name": "Bad input lead 50%_off", "stage_id": cls.odd_stage.id,
                                                "team_id": cls.team.id})
+
+    def setUp(self):
+        super().setUp()
+        read_own_transaction_as_committed(self)
 
     def call(self, method, path, params=None, body=None):
         response = self.opener.request(method, self.base_url() + path, params=params, data=body, timeout=30,
