@@ -1,6 +1,7 @@
 import secrets
 
 from . import controllers, models, wizard
+from .hooks import uninstall_hook  # noqa: F401 - named in the manifest
 
 
 def post_init_hook(env):
