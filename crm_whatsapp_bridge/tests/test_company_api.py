@@ -23,7 +23,8 @@ class TestCompanyApi(TwoCompaniesMixin, HttpCase):
         cls.lead_a = Lead.create({"name": "MC lead A", "user_id": cls.salesperson.id, "team_id": cls.team_a.id,
                                   "company_id": cls.company_a.id})
         # Unassigned: visible to every salesperson of B, never to A's.
-        cls.lead_b = Lead.create({"name": "MC lead B", "user_id": False, "team_id": cls.team_b.id, "company_id": cls.company_b.id})
+        cls.lead_b = Lead.create({"name": "MC lead B", "user_id": False, "team_id": cls.team_b.id,
+                                  "company_id": cls.company_b.id})
         cls.env.flush_all()
         cls.env.cr.execute("UPDATE crm_lead SET create_date = %s, write_date = %s WHERE id IN %s",
                            (T0, T0, (cls.lead_a.id, cls.lead_b.id)))
