@@ -7,12 +7,13 @@
 # Odoo options given after "--" (or any argument starting with "-") are passed to odoo.
 set -euo pipefail
 : "${ODOO_DB:?set ODOO_DB in .env}" "${ODOO_MASTER_PASSWORD:?set ODOO_MASTER_PASSWORD in .env}"
+: "${ODOO_ADMIN_PASSWORD:?set ODOO_ADMIN_PASSWORD in .env}"
 : "${HOST:=db}" "${USER:=odoo}" "${PASSWORD:?}"
 export PGHOST=$HOST PGUSER=$USER PGPASSWORD=$PASSWORD
 
 # The configuration holds the passwords: written at each start, readable by the odoo user only.
-CONF=$(mktemp /tmp/odoo.XXXXXX.conf)
-chmod 600 "$CONF"
+CONF=/tmp/odoo.conf
+install -m 600 /dev/null "$CONF"
 cat > "$CONF" <<CONF
 [options]
 addons_path = /mnt/extra-addons,/usr/lib/python3/dist-packages/odoo/addons
@@ -53,6 +54,14 @@ fi
 if ! installed "$ODOO_DB"; then
     echo "First start: creating database $ODOO_DB with crm_whatsapp_bridge installed"
     odoo -c "$CONF" -d "$ODOO_DB" -i crm_whatsapp_bridge --stop-after-init --no-http
+fi
+# The administrator's password is "admin" in a new database: replace it once, before Odoo
+# listens (the mark in the data volume keeps a password changed later in Odoo).
+ADMIN_SET="/var/lib/odoo/.admin-password-set-$ODOO_DB"
+if [ ! -e "$ADMIN_SET" ]; then
+    echo 'import os; env.ref("base.user_admin").password = os.environ["ODOO_ADMIN_PASSWORD"]; env.cr.commit()' \
+        | odoo shell -c "$CONF" -d "$ODOO_DB" --no-http --log-level=warn
+    touch "$ADMIN_SET"
 fi
 [ "${1:-}" = -- ] && shift
 exec odoo -c "$CONF" "$@"
