@@ -1,7 +1,7 @@
 import secrets
 
 from . import controllers, models, wizard
-from .models.crm_lead_api import uninstall_commit_marker
+from .hooks import uninstall_hook  # noqa: F401 - named in the manifest
 
 
 def post_init_hook(env):
@@ -10,7 +10,3 @@ def post_init_hook(env):
     if not params.get_param("crm_whatsapp_bridge.meta_verify_token"):
         params.set_param("crm_whatsapp_bridge.meta_verify_token", secrets.token_urlsafe(24))
 
-
-def uninstall_hook(env):
-    """Take the commit marker off the tables of crm and mail, and its trigger off the addon's messages."""
-    uninstall_commit_marker(env.cr, ["crm_lead", "mail_tracking_value", "crm_whatsapp_message"])

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's single test command (see README.md):
 #   1. installs the test requirements in a private virtualenv,
-#   2. runs the static checks (ruff, manifest/XML/CSV/translation checks),
+#   2. runs the static checks (ruff, manifest/XML/CSV/translation checks) and checks
+#      docker-compose.yml with `docker-compose config` when docker-compose is installed,
 #   3. runs the Odoo-free tests (tests/),
 #   4. runs the addon's Odoo test suite when an Odoo 18 is available: ODOO_PYTHON (a python that
 #      imports odoo) or an `odoo` command on PATH. It starts PostgreSQL if it can, installs the
@@ -42,6 +43,23 @@ if "$VENV/bin/ruff" check . && "$VENV/bin/python" scripts/static_checks.py; then
     note "static checks: passed"
 else
     fail "static checks: FAILED"
+fi
+
+echo "== docker compose file"
+# docker-compose (Debian's package) or the docker compose plugin, when one is installed.
+if command -v docker-compose >/dev/null; then
+    COMPOSE=(docker-compose)
+elif docker compose version >/dev/null 2>&1; then
+    COMPOSE=(docker compose)
+else
+    COMPOSE=()
+fi
+if [ ${#COMPOSE[@]} -eq 0 ]; then
+    note "docker-compose config: NOT RUN (neither docker-compose nor docker compose is installed)"
+elif "${COMPOSE[@]}" --env-file .env.example -f docker-compose.yml config -q; then
+    note "docker-compose config: passed (${COMPOSE[*]})"
+else
+    fail "docker-compose config: FAILED"
 fi
 
 echo "== Odoo-free tests"

@@ -55,6 +55,7 @@ class CrmAnalyticsEvent(models.Model):
         [("ga4", "GA4"), ("meta", "Meta Conversions API")], required=True, readonly=True, index=True)
     name = fields.Char("Event", required=True, readonly=True)
     lead_id = fields.Many2one("crm.lead", "Lead", readonly=True, index="btree_not_null", ondelete="set null")
+    company_id = fields.Many2one("res.company", readonly=True, index=True, help="The company of the lead.")
     stage_id = fields.Many2one("crm.stage", "Stage", readonly=True, ondelete="set null")
     dedup_key = fields.Char("Deduplication Key", required=True, readonly=True,
                             help="One event per lead transition: a second event with this key is never queued.")
@@ -133,14 +134,16 @@ class CrmAnalyticsEvent(models.Model):
             return []
         now = fields.Datetime.now()
         values = SQL(", ").join(
-            SQL("(%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, 'queued', 0, %s, %s, %s, %s, %s)",
-                row["destination"], row["name"], row.get("lead_id"), row.get("stage_id"), row["dedup_key"],
+            SQL("(%s, %s, %s, (SELECT company_id FROM crm_lead WHERE id = %s), %s, %s, %s, %s::jsonb, %s, %s,"
+                " 'queued', 0, %s, %s, %s, %s, %s)",
+                row["destination"], row["name"], row.get("lead_id"), row.get("lead_id"), row.get("stage_id"),
+                row["dedup_key"],
                 row.get("batch_key"), json.dumps(row.get("payload")), row.get("event_time") or now,
                 bool(row.get("debug")), self.env.uid, self.env.uid, now, now, False)
             for row in rows
         )
         self.env.cr.execute(SQL(
-            """INSERT INTO crm_analytics_event (destination, name, lead_id, stage_id, dedup_key, batch_key,
+            """INSERT INTO crm_analytics_event (destination, name, lead_id, company_id, stage_id, dedup_key, batch_key,
                                                 payload, event_time, debug, state, attempts, create_uid,
                                                 write_uid, create_date, write_date, has_validation_errors)
                VALUES %s

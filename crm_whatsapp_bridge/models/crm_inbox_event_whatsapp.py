@@ -37,7 +37,7 @@ class CrmInboxEvent(models.Model):
         # Media are fetched before anything is written: a download failure retries the whole event.
         media = account._graph_client().download_media(message.media.media_id) if message.media else None
         self._lock_customer(e164)
-        partner = self.env["res.partner"]._whatsapp_find_or_create(e164, message.profile_name)
+        partner = self.env["res.partner"]._whatsapp_find_or_create(e164, message.profile_name, account.company_id)
         lead = self.env["crm.lead"]._whatsapp_find_or_create(partner, account, message)
         wa_message = Message._create_inbound(message, account, lead, partner, media)
         lead._analytics_whatsapp_message_received(wa_message)

@@ -163,7 +163,8 @@ class CrmLead(models.Model):
         if record_id is None:
             return None
         record = self.env[model].browse(record_id).exists()
-        if not record:
+        # A record the user may not read answers like a missing one: ids of other companies cannot be probed.
+        if not record or not record.has_access("read"):
             raise ApiError(404, "not_found", f"{name}: no record with id {record_id}")
         return record
 

@@ -78,6 +78,7 @@ class CrmLead(models.Model):
                 "country_id": country.id or False,
                 "function": mapped.values.get("job_title") or False,
                 "company_name": mapped.values.get("company") or False,
+                "company_id": page.company_id.id,
             })
         meta_values = self._meta_lead_values(page, form, meta_lead, lead_object)
         lead = self.browse()

@@ -34,6 +34,7 @@ class CrmMetaPage(models.Model):
     _description = "Meta Page"
     _inherit = ["mail.thread"]
     _order = "name, id"
+    _check_company_auto = True
 
     name = fields.Char(required=True, tracking=True)
     page_id = fields.Char(
@@ -47,10 +48,10 @@ class CrmMetaPage(models.Model):
         "Token Problem", readonly=True, copy=False,
         help="Why Meta refused the access token. Lead Ads leads of this page wait in the inbox until the "
              "token is replaced; they are processed again as soon as it is.")
-    team_id = fields.Many2one("crm.team", "Sales Team", tracking=True,
+    team_id = fields.Many2one("crm.team", "Sales Team", tracking=True, check_company=True,
                               help="New leads from this page go to this team.")
     user_id = fields.Many2one(
-        "res.users", "Salesperson", tracking=True, domain=[("share", "=", False)],
+        "res.users", "Salesperson", tracking=True, domain=[("share", "=", False)], check_company=True,
         help="New leads from this page are assigned to this salesperson. Leave empty to leave them "
              "unassigned in the sales team.")
     company_id = fields.Many2one("res.company", default=lambda self: self.env.company, required=True)

@@ -13,6 +13,7 @@ class CrmWhatsappAccount(models.Model):
     _description = "WhatsApp Number"
     _inherit = ["mail.thread"]
     _order = "name, id"
+    _check_company_auto = True
 
     name = fields.Char(required=True, tracking=True)
     phone_number_id = fields.Char(
@@ -23,10 +24,10 @@ class CrmWhatsappAccount(models.Model):
     access_token = fields.Char(
         groups="base.group_system", copy=False,
         help="A permanent System User token with whatsapp_business_messaging permission.")
-    team_id = fields.Many2one("crm.team", "Sales Team", tracking=True,
+    team_id = fields.Many2one("crm.team", "Sales Team", tracking=True, check_company=True,
                               help="New leads from this number go to this team.")
     user_id = fields.Many2one(
-        "res.users", "Default Salesperson", tracking=True, domain=[("share", "=", False)],
+        "res.users", "Default Salesperson", tracking=True, domain=[("share", "=", False)], check_company=True,
         help="New leads from this number are assigned to this salesperson. Leave empty to leave them "
              "unassigned in the sales team, for its rule-based assignment (CRM settings) or a manager.")
     company_id = fields.Many2one("res.company", default=lambda self: self.env.company, required=True)

@@ -36,14 +36,18 @@ class CrmWhatsappMessage(models.Model):
     _description = "WhatsApp Message"
     _order = "message_date desc, id desc"
     _rec_name = "wamid"
+    _check_company_auto = True
 
     # Empty only for an outbound message Meta has not accepted yet.
     wamid = fields.Char("WhatsApp Message ID", readonly=True, copy=False)
     direction = fields.Selection([("in", "Received"), ("out", "Sent")], required=True, readonly=True)
     account_id = fields.Many2one("crm.whatsapp.account", "WhatsApp Number", required=True,
                                  readonly=True, ondelete="restrict", index=True)
-    lead_id = fields.Many2one("crm.lead", "Lead", readonly=True, ondelete="set null", index=True)
-    partner_id = fields.Many2one("res.partner", "Customer", readonly=True, ondelete="set null")
+    company_id = fields.Many2one(related="account_id.company_id", store=True, index=True)
+    lead_id = fields.Many2one("crm.lead", "Lead", readonly=True, ondelete="set null", index=True,
+                              check_company=True)
+    partner_id = fields.Many2one("res.partner", "Customer", readonly=True, ondelete="set null",
+                                 check_company=True)
     wa_id = fields.Char("Customer WhatsApp ID", readonly=True)
     message_type = fields.Selection(MESSAGE_TYPES, required=True, readonly=True, default="text")
     original_type = fields.Char(readonly=True, help="The type Meta sent, when this app does not know it.")

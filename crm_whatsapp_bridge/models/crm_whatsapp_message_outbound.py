@@ -71,7 +71,9 @@ class CrmWhatsappMessage(models.Model):
 
     @api.model
     def _last_inbound(self, account, partner):
-        return self.search([("direction", "=", "in"), ("account_id", "=", account.id),
+        # The window is a fact of the conversation: a customer message the user may not read
+        # (no lead any more) still opens it. Only its date is used.
+        return self.sudo().search([("direction", "=", "in"), ("account_id", "=", account.id),
                             ("partner_id", "=", partner.id)], order="message_date desc, id desc", limit=1)
 
     @api.model
@@ -88,6 +90,7 @@ class CrmWhatsappMessage(models.Model):
         its chatter checks the user may write on it. The message record itself is
         created as superuser, because salespeople never write message records.
         """
+        self.env["crm.whatsapp.template"].browse(values.get("template_id"))._check_send_right()
         number = partner.whatsapp_number or partner.phone_sanitized
         if not number:
             raise UserError(_("%s has no WhatsApp number or valid phone number.", partner.display_name))
@@ -186,12 +189,15 @@ class CrmWhatsappMessage(models.Model):
         return state
 
     def action_retry(self):
-        """Send a failed outbound message again (same content)."""
+        """Send a failed outbound message again (same content), for users who may see its lead
+        (or, for a message sent from a contact, its sender and the all-leads group)."""
+        self.check_access("read")
         for message in self:
             if message.direction != "out" or message.state != "failed":
                 raise UserError(_("Only sent messages that failed can be retried."))
             if message.lead_id:
                 message.lead_id.check_access("write")
+            message.template_id._check_send_right()
             if message.message_type != "template":
                 window_end = self._service_window_end(message.account_id, message.partner_id)
                 if not window_end or window_end < fields.Datetime.now():

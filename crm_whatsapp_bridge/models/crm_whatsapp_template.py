@@ -1,5 +1,5 @@
 from odoo import _, api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 
 from ..tools import outbound
 
@@ -73,6 +73,14 @@ class CrmWhatsappTemplate(models.Model):
         by_key = {variable.key: variable for variable in self.variable_ids}
         return {key: by_key[key]._value_for(lead, partner) if key in by_key else ""
                 for key in outbound.placeholders(self.body)}
+
+    def _check_send_right(self):
+        """Marketing templates are charged by Meta: sending one needs its own right."""
+        marketing = self.filtered(lambda template: template.category == "marketing")
+        if marketing and not self.env.user.has_group("crm_whatsapp_bridge.group_whatsapp_marketing"):
+            raise AccessError(_("Sending the marketing template %s needs the right \"WhatsApp: send marketing "
+                                "templates\" (Sales Managers have it). Ask a Sales Manager.",
+                                marketing[0].display_name))
 
     def _render(self, values):
         self.ensure_one()

@@ -1,9 +1,10 @@
 from odoo import _, api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import UserError, ValidationError
 
 from ..tools.analytics import DEFAULT_GA4_URL
 from ..tools.bigquery import BigQueryError, parse_service_account_key
 from ..tools.graph_client import DEFAULT_GRAPH_URL
+from .crm_retention import DEFAULT_RETENTION_DAYS, RETENTION_PARAM
 
 WEBHOOK_PATH = "/crm/webhook/whatsapp"
 META_WEBHOOK_PATH = "/crm/webhook/meta"
@@ -50,6 +51,10 @@ class ResConfigSettings(models.TransientModel):
         "Test Event Code", config_parameter="crm_whatsapp_bridge.meta_test_event_code",
         groups="base.group_system",
         help="From Events Manager > Test events. Sent with Meta events while debug mode is on.")
+    crm_whatsapp_retention_days = fields.Integer(
+        "Keep Payloads (Days)", config_parameter=RETENTION_PARAM, default=DEFAULT_RETENTION_DAYS,
+        groups="base.group_system",
+        help="Processed webhook payloads are deleted, and sent analytics payloads emptied, after this many days.")
     crm_whatsapp_webhook_url = fields.Char("WhatsApp Webhook URL", compute="_compute_crm_whatsapp_webhook_url")
     crm_meta_webhook_url = fields.Char("Lead Ads Webhook URL", compute="_compute_crm_whatsapp_webhook_url")
     crm_whatsapp_account_count = fields.Integer(compute="_compute_crm_whatsapp_account_count")
@@ -110,6 +115,11 @@ class ResConfigSettings(models.TransientModel):
                 raise UserError(_("The BigQuery export interval must be at least one hour."))
             if cron and (cron.interval_number, cron.interval_type) != (settings.crm_bigquery_interval, "hours"):
                 cron.sudo().write({"interval_number": settings.crm_bigquery_interval, "interval_type": "hours"})
+
+    @api.constrains("crm_whatsapp_retention_days")
+    def _check_crm_whatsapp_retention_days(self):
+        if any(settings.crm_whatsapp_retention_days < 1 for settings in self):
+            raise ValidationError(_("Payloads must be kept at least one day."))
 
     @api.constrains("crm_bigquery_key")
     def _check_crm_bigquery_key(self):

@@ -160,6 +160,7 @@ class Ga4Client:
     def __init__(self, measurement_id, api_secret, base_url=DEFAULT_GA4_URL, *, debug=False,
                  timeout=DEFAULT_TIMEOUT, max_attempts=3, backoff_initial=0.5, backoff_max=8.0):
         self.url = ga4_url(base_url, measurement_id, api_secret, debug)
+        self._api_secret = api_secret
         self.debug = debug
         self.timeout = timeout
         self.max_attempts = max_attempts
@@ -173,15 +174,23 @@ class Ga4Client:
         return self._local.session
 
     def _send_once(self, body):
+        # The request URL carries the API secret, and requests' own errors quote the URL: no text
+        # of theirs is kept, nor chained (``from None``), so no error, log line or notice shows it.
         try:
             response = self._session().post(self.url, json=body, timeout=self.timeout)
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            raise AnalyticsError(f"GA4 endpoint unreachable: {type(exc).__name__}", retryable=True) from exc
+        except requests.RequestException as exc:
+            retryable = isinstance(exc, (requests.Timeout, requests.ConnectionError))
+            kind = "unreachable" if retryable else "refused the request"
+            raise AnalyticsError(f"GA4 endpoint {kind}: {type(exc).__name__}", retryable=retryable) from None
         if not response.ok:
             retryable = response.status_code >= 500 or response.status_code in (408, 429)
-            raise AnalyticsError(response.reason or "GA4 error", http_status=response.status_code,
+            raise AnalyticsError(self._scrub(response.reason) or "GA4 error", http_status=response.status_code,
                                  retryable=retryable)
         return response
+
+    def _scrub(self, text):
+        """``text`` (a server's words) without the API secret, should an endpoint echo the URL."""
+        return text.replace(self._api_secret, "***") if text and self._api_secret else text
 
     def send(self, body):
         """POST one request; return the validation messages (always empty outside debug mode).

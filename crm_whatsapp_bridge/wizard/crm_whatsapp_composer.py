@@ -133,6 +133,7 @@ class CrmWhatsappComposer(models.TransientModel):
         self.ensure_one()
         thread = self.lead_id or self.partner_id
         thread.check_access("write")
+        self.account_id.check_access("read")  # a number of a company the user works for
         self._check_sendable()
         Message = self.env["crm.whatsapp.message"]
         # Message records are only written by the system (see _create_outbound).
