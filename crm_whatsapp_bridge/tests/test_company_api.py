@@ -2,7 +2,7 @@ from datetime import datetime, timedelta
 
 from odoo.tests import HttpCase, tagged
 
-from .common import api_keys
+from .common import api_keys, read_own_transaction_as_committed
 from .test_multicompany import TwoCompaniesMixin
 
 # A window no other lead of a test database is created in.
@@ -29,6 +29,10 @@ class TestCompanyApi(TwoCompaniesMixin, HttpCase):
         cls.env.cr.execute("UPDATE crm_lead SET create_date = %s, write_date = %s WHERE id IN %s",
                            (T0, T0, (cls.lead_a.id, cls.lead_b.id)))
         cls.env.invalidate_all()
+
+    def setUp(self):
+        super().setUp()
+        read_own_transaction_as_committed(self)
 
     def get(self, user, path):
         return self.url_open(path, headers={"Authorization": f"Bearer {self.keys[user]}"})
