@@ -6,7 +6,7 @@
     "license": "LGPL-3",
     "author": "crm_whatsapp_bridge contributors",
     "website": "https://github.com/crm-whatsapp-bridge/crm_whatsapp_bridge",
-    "depends": ["crm", "mail", "bus", "phone_validation", "utm"],
+    "depends": ["crm", "mail", "bus", "phone_validation", "utm", "resource"],
     "external_dependencies": {"python": ["phonenumbers", "requests", "tenacity", "google-auth"]},
     "data": [
         "security/crm_whatsapp_bridge_security.xml",
@@ -15,6 +15,7 @@
         "data/ir_config_parameter_data.xml",
         "data/ir_cron_data.xml",
         "data/crm_stage_data.xml",
+        "data/crm_whatsapp_sla_data.xml",
         "views/crm_whatsapp_account_views.xml",
         "views/crm_whatsapp_template_views.xml",
         "views/crm_inbox_event_views.xml",
@@ -27,6 +28,7 @@
         "views/crm_bigquery_export_views.xml",
         "views/res_config_settings_views.xml",
         "views/crm_lead_report_views.xml",
+        "views/crm_whatsapp_sla_views.xml",
         "wizard/crm_whatsapp_composer_views.xml",
         "views/menus.xml",
     ],
@@ -34,6 +36,8 @@
         "web.assets_backend": [
             "crm_whatsapp_bridge/static/src/js/whatsapp_notification_service.js",
             "crm_whatsapp_bridge/static/src/js/whatsapp_seen_widget.js",
+            "crm_whatsapp_bridge/static/src/sla/whatsapp_sla_widget.js",
+            "crm_whatsapp_bridge/static/src/sla/whatsapp_availability_systray.js",
         ],
     },
     "post_init_hook": "post_init_hook",
