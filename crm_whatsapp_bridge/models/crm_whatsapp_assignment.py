@@ -84,8 +84,8 @@ class CrmLead(models.Model):
         if rule_owner.team_id:
             values["team_id"] = rule_owner.team_id.id
         self.write(values)
-        self._message_log(body=_("Assigned to %(user)s (%(rule)s, %(source)s).",
-                                 user=user.name, rule=rule, source=rule_owner.display_name))
+        self._message_log(body=_("Assigned to %(user)s (%(rule)s, %(origin)s).",
+                                 user=user.name, rule=rule, origin=rule_owner.display_name))
 
     @api.model
     def _cron_whatsapp_assign_waiting(self):

@@ -38,8 +38,9 @@ class CrmLead(models.Model):
 
         ``changed_messages``: outbound messages whose chatter entry shows a new delivery state.
         """
+        changed = changed_messages or self.env["crm.whatsapp.message"]
         for lead in self:
-            payload = {"lead_id": lead.id, "message_ids": (changed_messages or lead.browse()).filtered(
+            payload = {"lead_id": lead.id, "message_ids": changed.filtered(
                 lambda m, lead=lead: m.lead_id == lead).mail_message_id.ids}
             self.env["bus.bus"]._sendone(lead, LEAD_UPDATE, payload)
             (lead.user_id | lead.team_id.member_ids | lead.team_id.user_id)._bus_send(LEAD_UPDATE, payload)

@@ -2,6 +2,7 @@ from . import (
     test_analytics,
     test_api,
     test_api_sync_meta,
+    test_assignment_sla,
     test_bigquery_export,
     test_concurrency,
     test_meta_processing,
