@@ -5,6 +5,7 @@ from markupsafe import Markup
 from odoo import _, api, fields, models
 from odoo.tools import SQL
 
+from ..tools.api_params import parse_datetime
 from .crm_lead_analytics import CONVERSATION_WINDOW
 from .res_users import works_at
 
@@ -224,6 +225,50 @@ class CrmLead(models.Model):
             return
         self.whatsapp_conversation_id.sudo()._stop_clock(message)
         self.sudo().write({"whatsapp_waiting_since": False, "whatsapp_sla_deadline": False})
+
+
+    # ------------------------------------------------------------------
+    # GET /crm/stats
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _api_stats(self, params):
+        result = super()._api_stats(params)
+        result["whatsapp_sla"] = self._api_whatsapp_sla(params)
+        return result
+
+    @api.model
+    def _api_whatsapp_sla(self, params):
+        """First-response numbers of the conversations started in [date_from, date_to), overall,
+        per salesperson and per team; the team, salesperson and source filters apply to their leads."""
+        date_from = parse_datetime("date_from", params.get("date_from"))
+        date_to = parse_datetime("date_to", params.get("date_to"))
+        domain = [("started_at", ">=", date_from), ("started_at", "<", date_to),
+                  ("lead_id", "any", self._api_common_domain(params))]
+        Conversations = self.env["crm.whatsapp.conversation"].with_context(active_test=False)
+        measures = ["__count", "sla_met_count:sum", "sla_missed_count:sum", "replied_at:count",
+                    "response_median_minutes:avg", "response_p90_minutes:avg"]
+
+        def numbers(count, met, missed, replied, median_minutes, p90_minutes):
+            return {
+                "conversations": count, "met": met, "missed": missed,
+                "median_first_response_seconds": round(median_minutes * 60, 1) if replied else None,
+                "p90_first_response_seconds": round(p90_minutes * 60, 1) if replied else None,
+            }
+
+        [total] = Conversations._read_group(domain, [], measures)
+        return dict(
+            numbers(*total),
+            waiting=Conversations.search_count(domain + [("replied_at", "=", False)]),
+            by_salesperson=[dict(salesperson=_api_ref(user), **numbers(*row))
+                            for user, *row in Conversations._read_group(domain, ["user_id"], measures)],
+            by_team=[dict(team=_api_ref(team), **numbers(*row))
+                     for team, *row in Conversations._read_group(domain, ["team_id"], measures)],
+        )
+
+
+def _api_ref(record):
+    return {"id": record.id, "name": record.display_name} if record else None
 
 
 class CrmWhatsappMessage(models.Model):

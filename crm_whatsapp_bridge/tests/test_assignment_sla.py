@@ -10,8 +10,11 @@ from odoo import SUPERUSER_ID, api
 from odoo.modules.registry import Registry
 from odoo.sql_db import db_connect
 from odoo.tests import BaseCase, TransactionCase, get_db_name, new_test_user, tagged
+from odoo.tools import SQL
 
+from ..models.crm_lead_api import lead_rows_sql
 from ..models.crm_team import take_round_robin_turn
+from ..tools.bigquery_tables import CRM_LEADS
 from .common import PHONE_NUMBER_ID, WhatsappTestMixin, notification, text_message
 from .fake_graph import FakeGraphServer
 
@@ -283,6 +286,32 @@ class TestFirstResponse(SharedInboxMixin, TransactionCase):
         self.assertEqual((user, met, missed), (self.amal, 4, 1))
         self.assertAlmostEqual(median, 3.0)
         self.assertAlmostEqual(p90, 4 + 0.6 * 26)  # linear interpolation between 4 and 30
+
+        stats = self.env["crm.lead"]._api_stats({
+            "date_from": "2031-01-08T00:00:00Z", "date_to": "2031-01-09T00:00:00Z",
+            "team_id": str(self.inbox_team.id)})["whatsapp_sla"]
+        self.assertEqual((stats["conversations"], stats["met"], stats["missed"], stats["waiting"]), (5, 4, 1, 0))
+        self.assertEqual((stats["median_first_response_seconds"], stats["p90_first_response_seconds"]),
+                         (180.0, 1176.0))
+        self.assertEqual(stats["by_salesperson"], [{
+            "salesperson": {"id": self.amal.id, "name": "Amal Day"}, "conversations": 5, "met": 4, "missed": 1,
+            "median_first_response_seconds": 180.0, "p90_first_response_seconds": 1176.0}])
+        self.assertEqual(stats["by_team"][0]["team"], {"id": self.inbox_team.id, "name": "Shared inbox"})
+        empty = self.env["crm.lead"]._api_stats({"date_from": "2030-01-01T00:00:00Z",
+                                                 "date_to": "2030-01-02T00:00:00Z"})["whatsapp_sla"]
+        self.assertEqual((empty["conversations"], empty["median_first_response_seconds"], empty["by_team"]),
+                         (0, None, []))
+
+    def test_bigquery_lead_rows_carry_the_first_response(self):
+        with freeze_time(WEDNESDAY_10):
+            lead = self.lead_of("15550200170")
+        with freeze_time(WEDNESDAY_10 + timedelta(minutes=4)):
+            self.reply(lead)
+        self.env.flush_all()
+        [row] = self.env.execute_query_dict(SQL("%s WHERE l.id = %s", lead_rows_sql("en_US"), lead.id))
+        self.assertLessEqual({field["name"] for field in CRM_LEADS}, set(row))
+        self.assertEqual((row["whatsapp_sla_state"], row["whatsapp_first_response_seconds"],
+                          row["whatsapp_reply_due_at"]), ("met", 240.0, WEDNESDAY_10 + timedelta(minutes=15)))
 
 
 @tagged("post_install", "-at_install")
