@@ -30,6 +30,7 @@
         "views/crm_lead_report_views.xml",
         "views/crm_whatsapp_sla_views.xml",
         "wizard/crm_whatsapp_composer_views.xml",
+        "wizard/crm_whatsapp_composer_quick_reply_views.xml",
         "views/menus.xml",
     ],
     "assets": {

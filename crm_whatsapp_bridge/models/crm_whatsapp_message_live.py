@@ -1,7 +1,8 @@
 import re
 
-from odoo import api, models
+from odoo import api, fields, models
 from odoo.exceptions import AccessError
+from odoo.tools import SQL
 
 from odoo.addons.mail.tools.discuss import Store
 
@@ -45,6 +46,32 @@ class CrmLead(models.Model):
             self.env["bus.bus"]._sendone(lead, LEAD_UPDATE, payload)
             (lead.user_id | lead.team_id.member_ids | lead.team_id.user_id)._bus_send(LEAD_UPDATE, payload)
 
+    def _notify_get_recipients(self, message, msg_vals, **kwargs):
+        """A burst of WhatsApp messages makes one email for users notified by email.
+
+        Who was emailed about a customer message of this lead since the last reply
+        sent from Odoo is not emailed again: the chatter has the rest of the burst.
+        """
+        recipients = super()._notify_get_recipients(message, msg_vals, **kwargs)
+        if not self.env.context.get("crm_whatsapp_inbound") or len(self) != 1:
+            return recipients
+        email_partner_ids = tuple(r["id"] for r in recipients if r["notif"] == "email")
+        if not email_partner_ids:
+            return recipients
+        self.env["mail.notification"].flush_model()
+        self.env["crm.whatsapp.message"].flush_model(["mail_message_id", "lead_id", "direction", "message_date"])
+        emailed = {row[0] for row in self.env.execute_query(SQL(
+            """SELECT DISTINCT notif.res_partner_id
+                 FROM mail_notification notif
+                 JOIN crm_whatsapp_message wa ON wa.mail_message_id = notif.mail_message_id AND wa.direction = 'in'
+                WHERE notif.res_partner_id IN %(partners)s AND notif.notification_type = 'email'
+                  AND wa.lead_id = %(lead)s AND notif.mail_message_id != %(message)s
+                  AND wa.message_date >= COALESCE((SELECT MAX(reply.message_date) FROM crm_whatsapp_message reply
+                                                    WHERE reply.lead_id = %(lead)s AND reply.direction = 'out'),
+                                                   '-infinity'::timestamp)""",
+            partners=email_partner_ids, lead=self.id, message=message.id))}
+        return [r for r in recipients if not (r["notif"] == "email" and r["id"] in emailed)]
+
     def whatsapp_live_messages(self, message_ids):
         """The chatter entries ``message_ids`` of this lead as the current user sees them (mail store data)."""
         self.ensure_one()
@@ -78,6 +105,12 @@ class MailMessage(models.Model):
 
 class CrmWhatsappMessage(models.Model):
     _inherit = "crm.whatsapp.message"
+
+    # Names a salesperson understands, like WhatsApp's own ticks: "Sending" until WhatsApp reports
+    # the message sent, then delivered and read; "Not sent" when it failed.
+    state = fields.Selection(
+        [("received", "Received"), ("queued", "Sending"), ("sent", "Sent"),
+         ("delivered", "Delivered"), ("read", "Read"), ("failed", "Not sent")])
 
     @api.model_create_multi
     def create(self, vals_list):

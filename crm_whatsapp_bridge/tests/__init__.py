@@ -11,5 +11,6 @@ from . import (
     test_outbound,
     test_processing,
     test_security,
+    test_shared_inbox_ui,
     test_webhook,
 )
