@@ -106,11 +106,9 @@ class MailMessage(models.Model):
 class CrmWhatsappMessage(models.Model):
     _inherit = "crm.whatsapp.message"
 
-    # Names a salesperson understands, like WhatsApp's own ticks: "Sending" until WhatsApp reports
-    # the message sent, then delivered and read; "Not sent" when it failed.
-    state = fields.Selection(
-        [("received", "Received"), ("queued", "Sending"), ("sent", "Sent"),
-         ("delivered", "Delivered"), ("read", "Read"), ("failed", "Not sent")])
+    # Names a salesperson understands: "Waiting to send" until Odoo hands the message to WhatsApp,
+    # then WhatsApp's own sent / delivered / read (or failed).
+    state = fields.Selection(selection_add=[("queued", "Waiting to send")])
 
     @api.model_create_multi
     def create(self, vals_list):

@@ -93,7 +93,7 @@ class TestSharedInboxUi(SharedInboxMixin, TransactionCase):
         sent = self.reply(lead)
         sent._send()
         entry = sent.mail_message_id
-        self.assertIn("Sending", str(entry.body))
+        self.assertIn("Waiting to send", str(entry.body))
         sent._apply_status(StatusUpdate(wamid=sent.wamid, status="read", timestamp=WEDNESDAY_10,
                                         recipient_id=sent.wa_id))
 

@@ -145,7 +145,6 @@ class CrmWhatsappComposer(models.TransientModel):
             return {"type": "ir.actions.act_window_close"}
         return {"type": "ir.actions.client", "tag": "display_notification", "params": {
             "type": "success", "title": _("WhatsApp"),
-            "message": _("Sending to %s: the chatter shows when WhatsApp delivers it.",
-                         self.partner_id.display_name),
+            "message": _("Message sent to %s.", self.partner_id.display_name),
             "next": {"type": "ir.actions.act_window_close"},
         }}
