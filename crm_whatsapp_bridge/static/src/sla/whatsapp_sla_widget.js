@@ -69,7 +69,8 @@ export class WhatsappSla extends Component {
         if (lead_id !== record.resId) {
             return;
         }
-        if (!record.isDirty) {
+        // An edit in progress is kept: the record reloads once it is saved or discarded.
+        if (!record.dirty) {
             await record.load();
         }
         if (this.props.live) {
