@@ -150,8 +150,12 @@ class CrmWhatsappConversation(models.Model):
                 since=self._format_time(self.started_at, leader),
                 user=lead.user_id.name or _("nobody")),
             partner_ids=leader.partner_id.ids, subtype_xmlid="mail.mt_note", message_type="comment")
-        lead.with_user(leader)._send_lead_toast(_("WhatsApp reply overdue"), _(
-            "%s is still waiting for a first reply.", lead.partner_id.display_name or lead.name))
+        leader._bus_send("crm_whatsapp_bridge/new_message", {
+            "title": _("WhatsApp reply overdue"),
+            "message": _("%s is still waiting for a first reply.", lead.partner_id.display_name or lead.name),
+            "lead_id": lead.id,
+            "lead_name": lead.name,
+        })
 
     def _format_time(self, value, user):
         return fields.Datetime.context_timestamp(self.with_context(tz=user.tz or "UTC"), value).strftime("%H:%M")
@@ -201,6 +205,7 @@ class CrmLead(models.Model):
         if earlier:
             return
         deadline = self._whatsapp_sla_deadline_from(message.message_date)
+        # sudo: conversations are written by the system only (salespeople read them).
         conversation = self.env["crm.whatsapp.conversation"].sudo().create({
             "lead_id": self.id,
             "account_id": message.account_id.id,

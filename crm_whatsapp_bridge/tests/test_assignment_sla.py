@@ -15,7 +15,7 @@ from odoo.tools import SQL
 from ..models.crm_lead_api import lead_rows_sql
 from ..models.crm_team import take_round_robin_turn
 from ..tools.bigquery_tables import CRM_LEADS
-from .common import PHONE_NUMBER_ID, WhatsappTestMixin, notification, text_message
+from .common import PHONE_NUMBER_ID, WhatsappTestMixin, bus_payloads, notification, text_message
 from .fake_graph import FakeGraphServer
 
 MESSAGES_PATH = f"/{PHONE_NUMBER_ID}/messages"
@@ -229,6 +229,8 @@ class TestFirstResponse(SharedInboxMixin, TransactionCase):
         self.assertEqual(len(leader_posts()), 1)
         self.assertIn("has waited since 10:00", str(leader_posts().body))
         self.assertTrue(conversation.escalated_at)
+        self.assertEqual([p["lead_id"] for p in bus_payloads(self.env, self.leader, "crm_whatsapp_bridge/new_message")],
+                         [lead.id])
         with freeze_time(WEDNESDAY_10 + timedelta(minutes=50)):
             self.reply(lead)
         self.assertEqual((conversation.sla_state, conversation.response_seconds), ("missed", 3000.0))
