@@ -13,6 +13,9 @@ DEFAULT_SLA_MINUTES = 15
 SLA_CRON_XMLID = "crm_whatsapp_bridge.ir_cron_whatsapp_sla"
 REPORT_PERCENTILES = {"response_median_minutes": 0.5, "response_p90_minutes": 0.9}
 REPORT_STATE_COUNTS = {"sla_met_count": "met", "sla_missed_count": "missed"}
+# Nobody is reminded about a lead that is lost (archived) or won meanwhile.
+OPEN_LEAD = SQL("""EXISTS (SELECT 1 FROM crm_lead l LEFT JOIN crm_stage s ON s.id = l.stage_id
+                            WHERE l.id = c.lead_id AND l.active AND NOT COALESCE(s.is_won, FALSE))""")
 
 
 class CrmWhatsappConversation(models.Model):
@@ -107,17 +110,17 @@ class CrmWhatsappConversation(models.Model):
         """
         now = fields.Datetime.now()
         breached = self._claim(SQL(
-            """SELECT id FROM crm_whatsapp_conversation
-                WHERE sla_state = 'running' AND breached_at IS NULL AND deadline <= %s
-                ORDER BY deadline FOR UPDATE SKIP LOCKED""", now))
+            """SELECT c.id FROM crm_whatsapp_conversation c
+                WHERE c.sla_state = 'running' AND c.breached_at IS NULL AND c.deadline <= %s AND %s
+                ORDER BY c.deadline FOR UPDATE OF c SKIP LOCKED""", now, OPEN_LEAD))
         for conversation in breached:
             conversation._breach(now)
         escalate = self._claim(SQL(
             """SELECT c.id FROM crm_whatsapp_conversation c
                  JOIN crm_team t ON t.id = c.team_id
                 WHERE c.breached_at IS NOT NULL AND c.escalated_at IS NULL AND c.replied_at IS NULL
-                  AND c.breached_at + make_interval(mins => COALESCE(t.whatsapp_escalation_minutes, 0)) <= %s
-                ORDER BY c.breached_at FOR UPDATE OF c SKIP LOCKED""", now))
+                  AND c.breached_at + make_interval(mins => COALESCE(t.whatsapp_escalation_minutes, 0)) <= %s AND %s
+                ORDER BY c.breached_at FOR UPDATE OF c SKIP LOCKED""", now, OPEN_LEAD))
         for conversation in escalate:
             conversation._escalate(now)
 

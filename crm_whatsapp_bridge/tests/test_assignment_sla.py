@@ -237,6 +237,15 @@ class TestFirstResponse(SharedInboxMixin, TransactionCase):
         self.assertFalse(lead.activity_ids, "the reminder is done once the customer got a reply")
         self.assertTrue(any("Replied on WhatsApp." in text for text in self.chatter_texts(lead)))
 
+    def test_no_reminder_for_a_lead_lost_meanwhile(self):
+        with freeze_time(WEDNESDAY_10):
+            lead = self.lead_of("15550200125")
+            lead.action_set_lost()
+        with freeze_time(WEDNESDAY_10 + timedelta(hours=2)):
+            self.cron._cron_check_deadlines()
+        self.assertFalse(lead.whatsapp_conversation_id.breached_at)
+        self.assertFalse(lead.with_context(active_test=False).activity_ids)
+
     def test_reply_before_the_deadline_leaves_nothing_for_the_cron(self):
         with freeze_time(WEDNESDAY_10):
             lead = self.lead_of("15550200130")
