@@ -61,7 +61,9 @@ class CrmLead(models.Model):
             values.update(self._whatsapp_referral_values(message.referral))
         # The first WhatsApp message, posted right after, is what tells the salesperson:
         # skip the separate "lead created" log and "you have been assigned" notice.
-        return self.with_context(mail_create_nolog=True, mail_auto_subscribe_no_notify=True).create(values)
+        lead = self.with_context(mail_create_nolog=True, mail_auto_subscribe_no_notify=True).create(values)
+        lead._whatsapp_assign(account)
+        return lead
 
     @api.model
     def _whatsapp_referral_values(self, referral):

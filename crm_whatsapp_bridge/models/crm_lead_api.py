@@ -119,6 +119,8 @@ def lead_rows_sql(lang):
                COALESCE(wa.display_phone_number, wa.name) AS whatsapp_number,
                (SELECT MAX(w.message_date) FROM crm_whatsapp_message w WHERE w.lead_id = l.id)
                    AS last_whatsapp_message_at,
+               conv.sla_state AS whatsapp_sla_state, conv.response_seconds AS whatsapp_first_response_seconds,
+               conv.deadline AS whatsapp_reply_due_at,
                l.create_date AS created_at, l.write_date AS updated_at, l.date_conversion AS converted_at,
                CASE WHEN l.active AND s.is_won THEN l.date_closed END AS won_at,
                CASE WHEN NOT l.active AND COALESCE(l.probability, 0) = 0 THEN COALESCE(l.date_closed, l.write_date)
@@ -136,6 +138,7 @@ def lead_rows_sql(lang):
      LEFT JOIN utm_medium med ON med.id = l.medium_id
      LEFT JOIN utm_campaign camp ON camp.id = l.campaign_id
      LEFT JOIN crm_whatsapp_account wa ON wa.id = l.whatsapp_account_id
+     LEFT JOIN crm_whatsapp_conversation conv ON conv.id = l.whatsapp_conversation_id
         """, lang=lang)
 
 

@@ -2,6 +2,7 @@ from . import (
     test_analytics,
     test_api,
     test_api_sync_meta,
+    test_assignment_sla,
     test_bigquery_export,
     test_company_api,
     test_concurrency,
@@ -14,5 +15,6 @@ from . import (
     test_processing,
     test_secrets_and_data,
     test_security,
+    test_shared_inbox_ui,
     test_webhook,
 )
