@@ -35,6 +35,14 @@ class IrHttp(models.AbstractModel):
     _inherit = "ir.http"
 
     @classmethod
+    def _serve_fallback(cls):
+        # No attachment lives under the API's paths; looking one up with a NUL in the
+        # path (GET /crm/sync-bigquery/%00) would fail in SQL instead of answering 404.
+        if request.httprequest.path.startswith(API_PATH_PREFIXES):
+            return None
+        return super()._serve_fallback()
+
+    @classmethod
     def _handle_error(cls, exception):
         if not request.httprequest.path.startswith(API_PATH_PREFIXES):
             return super()._handle_error(exception)

@@ -304,6 +304,6 @@ class TestBadApiInput(MetaTestMixin, HttpCase):
                 self.assertError(self.call("POST", path, body=body), 400, code)
 
     def test_export_run_ids(self):
-        for run_id in ("²", "9" * 5000, "99999999999999999999"):
+        for run_id in ("²", "9" * 5000, "99999999999999999999", "%00", "a%00b", "%ED%A0%80"):
             with self.subTest(run_id=run_id[:20]):
                 self.assertError(self.call("GET", f"/crm/sync-bigquery/{run_id}"), 404, "not_found")
