@@ -29,6 +29,7 @@
         "views/crm_lead_report_views.xml",
         "wizard/crm_whatsapp_composer_views.xml",
         "views/menus.xml",
+        "views/crm_whatsapp_consent_views.xml",
     ],
     "assets": {
         "web.assets_backend": [

@@ -94,6 +94,8 @@ class CrmLead(models.Model):
             lead = self.with_context(mail_create_nolog=True, mail_auto_subscribe_no_notify=True).create(dict(
                 meta_values, **self._meta_new_lead_values(page, form, meta_lead, mapped, partner,
                                                           email, e164 or raw_phone, country, name)))
+        if form:
+            form._consent_apply(meta_lead, partner)
         # Salespeople notified by email get it through the mail queue: the cron does not wait on SMTP.
         lead.with_context(mail_create_nosubscribe=True, mail_notify_force_send=False).message_post(
             body=self._meta_chatter_body(form, meta_lead, labels),

@@ -33,6 +33,8 @@ CRM_LEADS = [
     _field("meta_form_id"),
     _field("whatsapp_number"),
     _field("last_whatsapp_message_at", "TIMESTAMP"),
+    _field("whatsapp_marketing_consent", description="allowed, stopped or unknown; empty when never asked"),
+    _field("whatsapp_consent_source", description="how the contact opted in (web_form, lead_ads, ...)"),
     _field("created_at", "TIMESTAMP"),
     _field("updated_at", "TIMESTAMP", "REQUIRED", "the version's time; one row per version"),
     _field("converted_at", "TIMESTAMP"),

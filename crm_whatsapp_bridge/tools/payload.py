@@ -8,6 +8,8 @@ the processing cron turns each stored event into a message or a status update
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from . import waba
+
 WHATSAPP_OBJECT = "whatsapp_business_account"
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
 STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3}
@@ -122,6 +124,7 @@ def split_notification(notification):
     for entry in entries:
         for change in _as_list(entry, "changes"):
             if change.get("field") != "messages":
+                events.extend(waba.waba_events(entry, change))
                 continue
             value = change.get("value")
             if not isinstance(value, dict):

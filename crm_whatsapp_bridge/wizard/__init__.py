@@ -1,1 +1,1 @@
-from . import crm_whatsapp_composer
+from . import crm_whatsapp_composer, crm_whatsapp_composer_consent
