@@ -1,5 +1,9 @@
+import logging
+
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
+
+_logger = logging.getLogger(__name__)
 
 MARKETING_STATES = [("unknown", "Not Given"), ("allowed", "Allowed"), ("stopped", "Stopped")]
 CONSENT_SOURCES = [
@@ -69,13 +73,13 @@ class CrmWhatsappConsent(models.Model):
     @api.model
     def _marketing_refusal(self, partner, account):
         """Why ``account`` may not send marketing messages to ``partner`` (False when it may)."""
-        if self._is_blacklisted(partner):
-            return _("%s is on the phone blacklist: no marketing messages.", partner.display_name)
         consent = self._get(partner, account)
         if consent.marketing == "stopped":
             return _("%(contact)s stopped marketing messages from %(number)s on %(date)s (%(reason)s).",
                      contact=partner.display_name, number=account.display_name,
                      date=fields.Datetime.to_string(consent.changed_at), reason=consent.reason or "-")
+        if self._is_blacklisted(partner):
+            return _("%s is on the phone blacklist: no marketing messages.", partner.display_name)
         if consent.marketing != "allowed":
             return _("%(contact)s has not agreed to marketing messages from %(number)s.",
                      contact=partner.display_name, number=account.display_name)
@@ -125,11 +129,17 @@ class CrmWhatsappConsent(models.Model):
         """Mirror the consent on Odoo's phone blacklist: stopped adds the number, allowed removes it."""
         Blacklist = self.env["phone.blacklist"].sudo().with_context(**{SYNC_CONTEXT: True})
         for consent in self.filtered("phone"):
-            blacklisted = bool(Blacklist.search_count([("number", "=", consent.phone)]))
+            # The blacklist only holds numbers phonenumbers knows as valid.
+            number = self.env.user._phone_format(number=consent.phone, force_format="E164")
+            if not number:
+                _logger.info("Consent %s: %s cannot go on the phone blacklist (not a valid number)",
+                             consent.id, consent.phone)
+                continue
+            blacklisted = bool(Blacklist.search_count([("number", "=", number)]))
             if consent.marketing == "stopped" and not blacklisted:
-                Blacklist._add([consent.phone], message=_("WhatsApp marketing stopped: %s", reason))
+                Blacklist._add([number], message=_("WhatsApp marketing stopped: %s", reason))
             elif consent.marketing == "allowed" and blacklisted:
-                Blacklist._remove([consent.phone], message=_("WhatsApp marketing allowed: %s", reason))
+                Blacklist._remove([number], message=_("WhatsApp marketing allowed: %s", reason))
 
     @api.model
     def _sync_from_blacklist(self, numbers, blacklisted):
@@ -223,9 +233,9 @@ class CrmLead(models.Model):
     def _consent_post(self, consent):
         """Note a consent change in the lead's chatter."""
         sources = dict(consent._fields["source"]._description_selection(self.env))
-        body = (_("Marketing messages stopped (%(source)s): %(reason)s", source=sources[consent.source],
+        body = (_("Marketing messages stopped (%(origin)s): %(reason)s", origin=sources[consent.source],
                   reason=consent.reason) if consent.marketing == "stopped"
-                else _("Marketing messages allowed (%(source)s): %(reason)s", source=sources[consent.source],
+                else _("Marketing messages allowed (%(origin)s): %(reason)s", origin=sources[consent.source],
                        reason=consent.reason))
         for lead in self:
             lead.message_post(body=body, message_type="notification", subtype_xmlid="mail.mt_note")

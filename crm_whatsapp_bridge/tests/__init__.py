@@ -4,6 +4,7 @@ from . import (
     test_api_sync_meta,
     test_bigquery_export,
     test_concurrency,
+    test_consent,
     test_meta_processing,
     test_meta_sync,
     test_meta_webhook,
