@@ -91,3 +91,13 @@ def test_template_message_with_media_header_and_url_button():
     image = outbound.template_message("+1555", "promo", "en", header_media=("image", "M-1", "a.jpg"))
     assert image["template"]["components"] == [
         {"type": "header", "parameters": [{"type": "image", "image": {"id": "M-1"}}]}]
+
+
+def test_parse_template_reads_quality_and_rejection():
+    red = outbound.parse_template({"name": "promo", "language": "en", "status": "REJECTED",
+                                   "rejected_reason": "INVALID_FORMAT", "quality_score": {"score": "red"},
+                                   "components": [{"type": "BODY", "text": "Sale"}]})
+    assert (red.quality, red.rejected_reason) == ("RED", "INVALID_FORMAT")
+    plain = outbound.parse_template({"name": "promo", "language": "en", "rejected_reason": "NONE",
+                                     "quality_score": "GREEN"})
+    assert (plain.quality, plain.rejected_reason) == ("", "")

@@ -70,11 +70,19 @@ class CrmWhatsappTemplate(models.Model):
     def _meta_definition_values(self, definition):
         """Values of a synced definition that the composer needs (header kind, URL button)."""
         header = (definition.header_format or "TEXT").lower()
-        return {
+        quality = definition.quality.lower()
+        now = fields.Datetime.now()
+        values = {
             "header_format": header if header in dict(HEADER_FORMATS) else "text",
             "url_button_index": definition.url_button_index,
             "url_button_url": definition.url_button_url or False,
+            # What Meta lists now beats any older webhook delivered later.
+            "status_reason": definition.rejected_reason or False,
+            "status_at": now,
         }
+        if quality in dict(QUALITY_SCORES):
+            values.update(quality=quality, quality_at=now)
+        return values
 
     # ------------------------------------------------------------------
     # Meta's template webhooks

@@ -370,6 +370,20 @@ class TestConsent(WebhookClientMixin, WhatsappTestMixin, HttpCase):
         self.deliver(unknown)
         self.assertEqual(self.env["crm.inbox.event"].search([], limit=1).state, "done")
 
+    def test_template_sync_reads_quality_header_and_url_button(self):
+        path = f"/{WABA_ID}/message_templates"
+        self.graph.respond(path, (200, {"data": [
+            {"name": "invoice_ready", "language": "en_US", "status": "APPROVED", "category": "UTILITY", "id": "t9",
+             "quality_score": {"score": "RED", "date": 1764671000},
+             "components": [{"type": "HEADER", "format": "DOCUMENT"}, {"type": "BODY", "text": "Hi {{1}}"},
+                            {"type": "BUTTONS", "buttons": [
+                                {"type": "URL", "text": "Pay", "url": "https://pay.test/{{1}}"}]}]}]}))
+        self.account.with_user(self.admin).action_sync_templates()
+        template = self.account.template_ids
+        self.assertEqual((template.header_format, template.url_button_index, template.url_button_url),
+                         ("document", 0, "https://pay.test/{{1}}"))
+        self.assertEqual((template.unsupported_reason, template.quality, template.can_send), (False, "red", False))
+
     # ------------------------------------------------------------ media headers and URL buttons
 
     def test_image_header_and_url_button_template(self):

@@ -92,6 +92,8 @@ class TemplateDefinition:
     buttons: list = field(default_factory=list)
     url_button_index: int = -1  # position of the button whose URL ends with a variable (-1: none)
     url_button_url: str = ""
+    quality: str = ""  # GREEN, YELLOW, RED or UNKNOWN when Meta gives it
+    rejected_reason: str = ""
     unsupported_reason: str = ""
 
     @property
@@ -108,6 +110,9 @@ def parse_template(raw):
         status=raw.get("status") or "",
         template_id=str(raw.get("id") or ""),
         parameter_format=raw.get("parameter_format") or "POSITIONAL",
+        quality=str((raw.get("quality_score") if isinstance(raw.get("quality_score"), dict) else {}).get("score")
+                    or "").upper(),
+        rejected_reason=str(raw.get("rejected_reason") or "") if raw.get("rejected_reason") != "NONE" else "",
     )
     reasons = []
     for component in raw.get("components") or []:

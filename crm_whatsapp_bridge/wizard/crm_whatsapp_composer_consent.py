@@ -30,10 +30,12 @@ class CrmWhatsappComposer(models.TransientModel):
             if composer.partner_id and composer.account_id:
                 warning = Message._whatsapp_send_refusal(composer.partner_id, composer.account_id,
                                                          composer.template_id)
-                if not warning and not composer.template_id:
-                    refusal = Consent._marketing_refusal(composer.partner_id, composer.account_id)
-                    warning = refusal and _("%s Marketing templates cannot be sent; utility templates and "
-                                            "replies inside the 24-hour window can.", refusal)
+                opted_out = Message._whatsapp_send_refusal(composer.partner_id, composer.account_id,
+                                                           automatic=True)
+                if not warning and not composer.template_id and opted_out:
+                    warning = _("%s Marketing templates cannot be sent; utility templates and replies inside "
+                                "the 24-hour window can.",
+                                Consent._marketing_refusal(composer.partner_id, composer.account_id))
             composer.consent_warning = warning
 
     @api.depends("header_filename", "button_variable")
