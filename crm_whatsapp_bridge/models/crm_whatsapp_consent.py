@@ -239,3 +239,22 @@ class CrmLead(models.Model):
                        reason=consent.reason))
         for lead in self:
             lead.message_post(body=body, message_type="notification", subtype_xmlid="mail.mt_note")
+
+
+class ResPartner(models.Model):
+    _inherit = "res.partner"
+
+    whatsapp_consent_ids = fields.One2many("crm.whatsapp.consent", "partner_id", "WhatsApp Consents")
+    whatsapp_consent_count = fields.Integer(compute="_compute_whatsapp_consent_count")
+
+    def _compute_whatsapp_consent_count(self):
+        counts = dict(self.env["crm.whatsapp.consent"]._read_group(
+            [("partner_id", "in", self.ids)], ["partner_id"], ["__count"]))
+        for partner in self:
+            partner.whatsapp_consent_count = counts.get(partner, 0)
+
+    def action_open_whatsapp_consents(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("crm_whatsapp_bridge.crm_whatsapp_consent_action")
+        action["domain"] = [("partner_id", "=", self.id)]
+        return action

@@ -237,6 +237,8 @@ class TestConsent(WebhookClientMixin, WhatsappTestMixin, HttpCase):
              ("allowed", "stopped", "manual", self.admin, "Asked by phone to stop")])
         self.assertTrue(all(h.date for h in history))
         self.assertEqual(consent.opt_in_source, "web_form", "the opt-in source stays when marketing stops")
+        self.assertEqual(partner.whatsapp_consent_count, 1)
+        self.assertEqual(partner.action_open_whatsapp_consents()["domain"], [("partner_id", "=", partner.id)])
         with self.assertRaises(UserError):
             history[0].write({"reason": "rewritten"})
         with self.assertRaises(AccessError):
