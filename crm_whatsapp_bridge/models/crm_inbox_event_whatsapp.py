@@ -40,8 +40,8 @@ class CrmInboxEvent(models.Model):
         partner = self.env["res.partner"]._whatsapp_find_or_create(e164, message.profile_name)
         lead = self.env["crm.lead"]._whatsapp_find_or_create(partner, account, message)
         wa_message = Message._create_inbound(message, account, lead, partner, media)
-        wa_message._consent_apply_keywords()
         lead._analytics_whatsapp_message_received(wa_message)
+        wa_message._consent_apply_keywords()
         return {"whatsapp_account_id": account.id, "lead_id": lead.id}
 
     def _after_chunk(self, done_events):
