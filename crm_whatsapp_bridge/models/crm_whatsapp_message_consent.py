@@ -19,7 +19,8 @@ class CrmWhatsappMessage(models.Model):
         conversation): it never re-subscribes a contact who opted out.
         """
         Consent = self.env["crm.whatsapp.consent"]
-        for message in self.filtered(lambda m: m.direction == "in" and m.partner_id):
+        inbound = self.filtered(lambda m: m.direction == "in" and m.partner_id)
+        for message in inbound.sorted(lambda m: (m.message_date, m.id)):
             account, partner = message.account_id, message.partner_id
             keyword = (match_keyword(message.body, account.opt_out_keywords, account.opt_in_keywords)
                        if message.message_type in KEYWORD_TYPES else None)
@@ -68,7 +69,11 @@ class CrmWhatsappMessage(models.Model):
         Consent = self.env["crm.whatsapp.consent"]
         if template and template.category == "marketing":
             return Consent._marketing_refusal(partner, account)
-        if automatic and (Consent._is_blacklisted(partner) or Consent._get(partner, account).marketing == "stopped"):
+        if not automatic:
+            return False
+        if not Consent._number_of(partner):
+            return _("%s has no WhatsApp number or valid phone number.", partner.display_name)
+        if Consent._is_blacklisted(partner) or Consent._get(partner, account).marketing == "stopped":
             return _("%s opted out: no automatic messages.", partner.display_name)
         return False
 

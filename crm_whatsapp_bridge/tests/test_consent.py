@@ -100,8 +100,12 @@ class TestConsent(WebhookClientMixin, WhatsappTestMixin, HttpCase):
         return self.env["crm.whatsapp.consent"].search([("partner_id", "=", partner.id),
                                                         ("account_id", "=", self.account.id)])
 
+    def sent_to_meta(self, path):
+        """The requests the fake Cloud API received on ``path`` (where sending is observed)."""
+        return self.graph.received(path)
+
     def replies(self):
-        return [request["json"]["text"]["body"] for request in self.graph.received(MESSAGES_PATH)
+        return [request["json"]["text"]["body"] for request in self.sent_to_meta(MESSAGES_PATH)
                 if request["json"]["type"] == "text"]
 
     def blacklisted(self, number):
@@ -180,6 +184,16 @@ class TestConsent(WebhookClientMixin, WhatsappTestMixin, HttpCase):
         self.customer_says("كفى", hours_ago=25)  # a late delivery: the window has closed
         self.assertEqual(self.consent(partner).marketing, "stopped")
         self.assertEqual(self.replies(), [], "no confirmation outside the 24-hour window")
+
+    def test_greeting_and_stop_in_one_notification(self):
+        now = int(time.time())
+        hello = text_message(CUSTOMER, "Hello", timestamp=str(now - 5))
+        stop = text_message(CUSTOMER, "UNSUBSCRIBE", timestamp=str(now))
+        self.deliver(notification([stop, hello], contacts={CUSTOMER: "Layla Haddad"}))
+        partner = self.env["res.partner"].search([("whatsapp_number", "=", "+966501234567")])
+        consent = self.consent(partner)
+        self.assertEqual(consent.marketing, "stopped", "the earlier greeting does not re-subscribe")
+        self.assertEqual(len(self.replies()), 1)
 
     # ------------------------------------------------------------ user_preferences
 
@@ -265,7 +279,7 @@ class TestConsent(WebhookClientMixin, WhatsappTestMixin, HttpCase):
         self.env["phone.blacklist"].with_user(self.admin).remove("+966501234567")
         self.assertEqual((consent.marketing, consent.source), ("allowed", "blacklist"))
         self.composer(lead, template_id=promo).action_send()
-        self.assertEqual(len(self.graph.received(MESSAGES_PATH)), 1)
+        self.assertEqual(len(self.sent_to_meta(MESSAGES_PATH)), 1)
 
     # ------------------------------------------------------------ composer and automatic senders
 
@@ -278,10 +292,10 @@ class TestConsent(WebhookClientMixin, WhatsappTestMixin, HttpCase):
         self.assertIn("stopped marketing messages", composer.consent_warning)
         with self.assertRaisesRegex(UserError, "stopped marketing messages"):
             composer.action_send()
-        self.assertFalse(self.graph.received(MESSAGES_PATH), "nothing reached Meta")
+        self.assertFalse(self.sent_to_meta(MESSAGES_PATH), "nothing reached Meta")
         self.composer(lead, template_id=receipt).action_send()
         self.composer(lead, body="Your order ships tomorrow.").action_send()
-        sent = [request["json"]["type"] for request in self.graph.received(MESSAGES_PATH)]
+        sent = [request["json"]["type"] for request in self.sent_to_meta(MESSAGES_PATH)]
         self.assertEqual(sent, ["template", "text"])
 
         Message = self.env["crm.whatsapp.message"]
@@ -293,12 +307,14 @@ class TestConsent(WebhookClientMixin, WhatsappTestMixin, HttpCase):
         self.assertTrue(Message._whatsapp_may_send_automatic(partner, self.account, promo))
 
     def test_marketing_needs_a_recorded_consent(self):
-        partner = self.env["res.partner"].create({"name": "Cold Contact", "phone": "+15550101277"})
+        partner = self.env["res.partner"].create({"name": "Cold Contact", "phone": "+966501234588"})
         promo = self.template("spring_sale")
         Message = self.env["crm.whatsapp.message"]
         self.assertIn("has not agreed", Message._whatsapp_send_refusal(partner, self.account, promo))
         self.assertFalse(Message._whatsapp_may_send_automatic(partner, self.account, promo))
         self.assertTrue(Message._whatsapp_may_send_automatic(partner, self.account), "a welcome may go")
+        nobody = self.env["res.partner"].create({"name": "No Number"})
+        self.assertFalse(Message._whatsapp_may_send_automatic(nobody, self.account))
 
     def test_lead_ads_consent_checkbox(self):
         page = self.env["crm.meta.page"].create({"name": "Amin Trading", "page_id": PAGE_ID,
@@ -404,10 +420,10 @@ class TestConsent(WebhookClientMixin, WhatsappTestMixin, HttpCase):
         self.assertIn("[Image: offer.png]", composer.preview)
         self.assertIn("https://shop.test/orders/SO-0042", composer.preview)
         composer.action_send()
-        [upload] = self.graph.received(MEDIA_PATH)
+        [upload] = self.sent_to_meta(MEDIA_PATH)
         self.assertEqual(upload["form"]["type"], "image/png")
         self.assertEqual(upload["files"]["file"][1], PNG)
-        [request] = self.graph.received(MESSAGES_PATH)
+        [request] = self.sent_to_meta(MESSAGES_PATH)
         self.assertEqual(request["json"]["template"]["components"], [
             {"type": "header", "parameters": [{"type": "image", "image": {"id": "MEDIA-HEADER-1"}}]},
             {"type": "body", "parameters": [{"type": "text", "text": "Layla Haddad"}]},
@@ -423,7 +439,7 @@ class TestConsent(WebhookClientMixin, WhatsappTestMixin, HttpCase):
                                  header_filename="offer.png")
         with self.assertRaisesRegex(UserError, "video"):
             composer.action_send()
-        self.assertFalse(self.graph.received(MEDIA_PATH))
+        self.assertFalse(self.sent_to_meta(MEDIA_PATH))
 
     # ------------------------------------------------------------ API
 
