@@ -121,9 +121,22 @@ class CrmWhatsappConsent(models.Model):
         if marketing == "allowed":
             values["opt_in_source"] = source
         consent.write(values)
+        consent._update_leads()
         if not self.env.context.get(SYNC_CONTEXT):
             consent._sync_blacklist(reason)
         return consent
+
+    def _update_leads(self):
+        """Show the consent on the contact's leads of this number (or of no number).
+
+        Writing the leads also dates the change on them, so the BigQuery export and
+        ``GET /crm/leads`` (which follow lead changes) carry the new state.
+        """
+        for consent in self:
+            self.env["crm.lead"].sudo().with_context(active_test=False).search([
+                ("partner_id", "=", consent.partner_id.id),
+                ("whatsapp_account_id", "in", [consent.account_id.id, False]),
+            ]).write({"whatsapp_marketing_consent": consent.marketing})
 
     def _sync_blacklist(self, reason):
         """Mirror the consent on Odoo's phone blacklist: stopped adds the number, allowed removes it."""
@@ -229,6 +242,10 @@ class CrmWhatsappConsentChange(models.TransientModel):
 
 class CrmLead(models.Model):
     _inherit = "crm.lead"
+
+    whatsapp_marketing_consent = fields.Selection(
+        MARKETING_STATES, "WhatsApp Marketing", readonly=True,
+        help="The contact's consent to marketing messages from the lead's WhatsApp number.")
 
     def _consent_post(self, consent):
         """Note a consent change in the lead's chatter."""

@@ -448,6 +448,13 @@ class TestConsent(WebhookClientMixin, WhatsappTestMixin, HttpCase):
         [row] = lead._api_lead_dicts()
         self.assertEqual((row["whatsapp_marketing_consent"], row["whatsapp_consent_source"]),
                          ("allowed", "conversation"))
+        self.assertEqual(lead.whatsapp_marketing_consent, "allowed")
+        self.env.cr.execute("UPDATE crm_lead SET write_date = now() at time zone 'UTC' - interval '1 day' "
+                            "WHERE id = %s", [lead.id])
+        lead.invalidate_recordset(["write_date"])
+        before = lead.write_date
         self.customer_says("STOP")
         [row] = lead._api_lead_dicts()
         self.assertEqual(row["whatsapp_marketing_consent"], "stopped")
+        self.assertEqual(lead.whatsapp_marketing_consent, "stopped")
+        self.assertGreater(lead.write_date, before, "the lead row is exported again with its new consent")
