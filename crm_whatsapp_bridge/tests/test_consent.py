@@ -440,6 +440,13 @@ class TestConsent(WebhookClientMixin, WhatsappTestMixin, HttpCase):
         with self.assertRaisesRegex(UserError, "video"):
             composer.action_send()
         self.assertFalse(self.sent_to_meta(MEDIA_PATH))
+        self.composer(lead, template_id=video, header_file=base64.b64encode(b"\x00\x00\x00\x18ftypmp42"),
+                      header_filename="tour.mp4").action_send()
+        [upload] = self.sent_to_meta(MEDIA_PATH)
+        self.assertEqual(upload["form"]["type"], "video/mp4")
+        [request] = self.sent_to_meta(MESSAGES_PATH)
+        self.assertEqual(request["json"]["template"]["components"][0]["parameters"],
+                         [{"type": "video", "video": {"id": "MEDIA-HEADER-1"}}])
 
     # ------------------------------------------------------------ API
 

@@ -1,4 +1,5 @@
 import base64
+import mimetypes
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
@@ -60,12 +61,19 @@ class CrmWhatsappComposer(models.TransientModel):
         if template.header_format != "text":
             if not self.header_file:
                 raise UserError(_("The template %s starts with a file: add the header file.", template.display_name))
-            mimetype = guess_mimetype(base64.b64decode(self.header_file))
+            mimetype = self._header_mimetype(base64.b64decode(self.header_file))
             if template.header_format != "document" and outbound.media_kind(mimetype) != template.header_format:
                 raise UserError(_("The header file must be of the template's kind (%(kind)s); this one is %(type)s.",
                                   kind=template.header_format, type=mimetype))
         if template.url_button_index >= 0 and not (self.button_variable or "").strip():
             raise UserError(_("The template's button link ends with a variable: fill in the button link ending."))
+
+    def _header_mimetype(self, raw):
+        """The header file's type from its content, else from its name (videos are not sniffed)."""
+        mimetype = guess_mimetype(raw)
+        if mimetype == "application/octet-stream" and self.header_filename:
+            mimetype = mimetypes.guess_type(self.header_filename)[0] or mimetype
+        return mimetype
 
     def _outbound_values(self, thread):
         messages = super()._outbound_values(thread)
@@ -77,7 +85,7 @@ class CrmWhatsappComposer(models.TransientModel):
             raw = base64.b64decode(self.header_file)
             attachment = self.env["ir.attachment"].create({
                 "name": self.header_filename or f"header-{template.name}", "raw": raw,
-                "mimetype": guess_mimetype(raw), "res_model": thread._name, "res_id": thread.id})
+                "mimetype": self._header_mimetype(raw), "res_model": thread._name, "res_id": thread.id})
             values["attachment_ids"] = [(6, 0, attachment.ids)]
         if template.url_button_index >= 0:
             values["template_url_value"] = (self.button_variable or "").strip()
