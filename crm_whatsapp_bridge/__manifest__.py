@@ -32,6 +32,7 @@
         "wizard/crm_whatsapp_composer_views.xml",
         "wizard/crm_whatsapp_composer_quick_reply_views.xml",
         "views/menus.xml",
+        "views/crm_whatsapp_consent_views.xml",
     ],
     "assets": {
         "web.assets_backend": [

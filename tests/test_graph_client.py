@@ -131,7 +131,8 @@ def test_upload_media_sends_multipart(httpserver, client):
 def test_message_templates_follow_paging(httpserver, client):
     second_page = httpserver.url_for("/v26.0/waba/message_templates") + "?after=CURSOR2"
     httpserver.expect_ordered_request("/v26.0/waba/message_templates", query_string={
-        "fields": "name,status,category,language,components,parameter_format", "limit": "100"},
+        "fields": "name,status,category,language,components,parameter_format,quality_score,rejected_reason",
+        "limit": "100"},
     ).respond_with_json({"data": [{"name": "a"}], "paging": {"cursors": {"after": "CURSOR2"}, "next": second_page}})
     httpserver.expect_ordered_request("/v26.0/waba/message_templates", query_string={"after": "CURSOR2"}) \
         .respond_with_json({"data": [{"name": "b"}], "paging": {"cursors": {"before": "CURSOR2"}}})

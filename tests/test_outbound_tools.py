@@ -63,7 +63,41 @@ def test_parse_template_reads_components_and_flags_what_cannot_be_filled():
         ("order_update", "ar", "APPROVED", "42")
     assert definition.placeholders == ["1", "2"]
     assert (definition.header, definition.footer, definition.buttons) == ("Order {{1}}", "Acme", ["Track", "Call me"])
-    assert definition.unsupported_reason == "header with variables, button with a variable URL"
+    assert definition.unsupported_reason == "header with variables"
+    assert (definition.url_button_index, definition.url_button_url) == (0, "https://x.test/{{1}}")
     image = outbound.parse_template({"name": "promo", "language": "en", "components": [
         {"type": "HEADER", "format": "IMAGE"}, {"type": "BODY", "text": "Sale"}]})
-    assert image.unsupported_reason == "image header"
+    assert (image.unsupported_reason, image.header_format) == ("", "IMAGE")
+    location = outbound.parse_template({"name": "visit", "language": "en", "components": [
+        {"type": "HEADER", "format": "LOCATION"}, {"type": "BODY", "text": "Come"}]})
+    assert location.unsupported_reason == "location header"
+    two_urls = outbound.parse_template({"name": "links", "language": "en", "components": [
+        {"type": "BODY", "text": "Links"},
+        {"type": "BUTTONS", "buttons": [{"type": "URL", "text": "A", "url": "https://a.test/{{1}}"},
+                                        {"type": "URL", "text": "B", "url": "https://b.test/{{1}}"}]}]})
+    assert two_urls.unsupported_reason == "several buttons with a variable URL"
+
+
+def test_template_message_with_media_header_and_url_button():
+    message = outbound.template_message(
+        "+15550101234", "invoice_ready", "ar", {"1": "Layla"}, body="Hi {{1}}",
+        header_media=("document", "MEDIA-9", "invoice.pdf"), url_button=(1, "INV-7"))
+    assert message["template"]["components"] == [
+        {"type": "header", "parameters": [{"type": "document",
+                                           "document": {"id": "MEDIA-9", "filename": "invoice.pdf"}}]},
+        {"type": "body", "parameters": [{"type": "text", "text": "Layla"}]},
+        {"type": "button", "sub_type": "url", "index": "1", "parameters": [{"type": "text", "text": "INV-7"}]},
+    ]
+    image = outbound.template_message("+1555", "promo", "en", header_media=("image", "M-1", "a.jpg"))
+    assert image["template"]["components"] == [
+        {"type": "header", "parameters": [{"type": "image", "image": {"id": "M-1"}}]}]
+
+
+def test_parse_template_reads_quality_and_rejection():
+    red = outbound.parse_template({"name": "promo", "language": "en", "status": "REJECTED",
+                                   "rejected_reason": "INVALID_FORMAT", "quality_score": {"score": "red"},
+                                   "components": [{"type": "BODY", "text": "Sale"}]})
+    assert (red.quality, red.rejected_reason) == ("RED", "INVALID_FORMAT")
+    plain = outbound.parse_template({"name": "promo", "language": "en", "rejected_reason": "NONE",
+                                     "quality_score": "GREEN"})
+    assert (plain.quality, plain.rejected_reason) == ("", "")

@@ -41,6 +41,7 @@ class CrmInboxEvent(models.Model):
         lead = self.env["crm.lead"]._whatsapp_find_or_create(partner, account, message)
         wa_message = Message._create_inbound(message, account, lead, partner, media)
         lead._analytics_whatsapp_message_received(wa_message)
+        wa_message._consent_apply_keywords()
         return {"whatsapp_account_id": account.id, "lead_id": lead.id}
 
     def _after_chunk(self, done_events):

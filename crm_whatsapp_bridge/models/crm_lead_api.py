@@ -121,6 +121,7 @@ def lead_rows_sql(lang):
                    AS last_whatsapp_message_at,
                conv.sla_state AS whatsapp_sla_state, conv.response_seconds AS whatsapp_first_response_seconds,
                conv.deadline AS whatsapp_reply_due_at,
+               cs.marketing AS whatsapp_marketing_consent, cs.opt_in_source AS whatsapp_consent_source,
                l.create_date AS created_at, l.write_date AS updated_at, l.date_conversion AS converted_at,
                CASE WHEN l.active AND s.is_won THEN l.date_closed END AS won_at,
                CASE WHEN NOT l.active AND COALESCE(l.probability, 0) = 0 THEN COALESCE(l.date_closed, l.write_date)
@@ -139,6 +140,10 @@ def lead_rows_sql(lang):
      LEFT JOIN utm_campaign camp ON camp.id = l.campaign_id
      LEFT JOIN crm_whatsapp_account wa ON wa.id = l.whatsapp_account_id
      LEFT JOIN crm_whatsapp_conversation conv ON conv.id = l.whatsapp_conversation_id
+     LEFT JOIN LATERAL (SELECT c.marketing, c.opt_in_source FROM crm_whatsapp_consent c
+                         WHERE c.partner_id = l.partner_id
+                         ORDER BY c.account_id = l.whatsapp_account_id DESC, c.changed_at DESC NULLS LAST
+                         LIMIT 1) cs ON TRUE
         """, lang=lang)
 
 
@@ -286,6 +291,8 @@ class CrmLead(models.Model):
                 "campaign": row["utm_campaign"],
                 "whatsapp_number": row["whatsapp_number"],
                 "last_whatsapp_message_at": _iso(row["last_whatsapp_message_at"]),
+                "whatsapp_marketing_consent": row["whatsapp_marketing_consent"],
+                "whatsapp_consent_source": row["whatsapp_consent_source"],
                 "created_at": _iso(row["created_at"]),
                 "updated_at": _iso(row["updated_at"]),
                 "converted_at": _iso(row["converted_at"]),

@@ -96,6 +96,8 @@ class CrmLead(models.Model):
                 meta_values, **self._meta_new_lead_values(page, form, meta_lead, mapped, partner,
                                                           email, e164 or raw_phone, country, name)))
             lead._whatsapp_assign(page)
+        if form:
+            form._consent_apply(meta_lead, partner)
         # Salespeople notified by email get it through the mail queue: the cron does not wait on SMTP.
         lead.with_context(mail_create_nosubscribe=True, mail_notify_force_send=False).message_post(
             body=self._meta_chatter_body(form, meta_lead, labels),

@@ -110,6 +110,7 @@ class CrmWhatsappTemplate(models.Model):
                 "body": definition.body,
                 "footer": definition.footer or False,
                 "buttons": "\n".join(definition.buttons) or False,
+                **self._meta_definition_values(definition),
                 "unsupported_reason": definition.unsupported_reason or False,
                 "active": True,
             }

@@ -275,7 +275,8 @@ class TestOutbound(OutboundMixin, TransactionCase):
         self.assertEqual(quote.variable_ids.mapped("key"), ["1", "2"])
         self.assertEqual(quote.variable_ids[0].field_path, "partner_id.name")
         promo = templates.filtered(lambda t: t.name == "spring_promo")
-        self.assertEqual((promo.status, promo.unsupported_reason, promo.can_send), ("pending", "image header", False))
+        self.assertEqual((promo.status, promo.unsupported_reason, promo.header_format, promo.can_send),
+                         ("pending", False, "image", False))
 
         # Meta deleted spring_promo: the next sync archives it.
         self.graph.respond(path, (200, dict(page1, paging={})))

@@ -36,6 +36,8 @@ CRM_LEADS = [
     _field("whatsapp_sla_state", description="latest conversation: none, running, met or missed"),
     _field("whatsapp_first_response_seconds", "FLOAT64", description="latest conversation"),
     _field("whatsapp_reply_due_at", "TIMESTAMP", description="latest conversation's first-response deadline"),
+    _field("whatsapp_marketing_consent", description="allowed, stopped or unknown; empty when never asked"),
+    _field("whatsapp_consent_source", description="how the contact opted in (web_form, lead_ads, ...)"),
     _field("created_at", "TIMESTAMP"),
     _field("updated_at", "TIMESTAMP", "REQUIRED", "the version's time; one row per version"),
     _field("converted_at", "TIMESTAMP"),

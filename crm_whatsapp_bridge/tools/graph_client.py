@@ -227,7 +227,8 @@ class GraphClient:
         """Every message template of a WhatsApp Business Account (all pages)."""
         return list(self.iter_pages(
             f"{waba_id}/message_templates",
-            fields="name,status,category,language,components,parameter_format", limit=100))
+            fields="name,status,category,language,components,parameter_format,quality_score,rejected_reason",
+            limit=100))
 
     def send_events(self, dataset_id, body):
         """POST Conversions API events (``{"data": [...]}``) to a dataset or pixel; return Meta's answer."""

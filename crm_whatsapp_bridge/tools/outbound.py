@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass, field
 
 PLACEHOLDER_RE = re.compile(r"{{\s*([A-Za-z0-9_]+)\s*}}")
+# Template header formats whose file the salesperson gives in the composer.
+MEDIA_HEADERS = ("IMAGE", "VIDEO", "DOCUMENT")
 
 # What the Cloud API accepts per media message type; anything else goes as a document.
 MEDIA_MIME_TYPES = {
@@ -88,6 +90,10 @@ class TemplateDefinition:
     body: str = ""
     footer: str = ""
     buttons: list = field(default_factory=list)
+    url_button_index: int = -1  # position of the button whose URL ends with a variable (-1: none)
+    url_button_url: str = ""
+    quality: str = ""  # GREEN, YELLOW, RED or UNKNOWN when Meta gives it
+    rejected_reason: str = ""
     unsupported_reason: str = ""
 
     @property
@@ -104,6 +110,9 @@ def parse_template(raw):
         status=raw.get("status") or "",
         template_id=str(raw.get("id") or ""),
         parameter_format=raw.get("parameter_format") or "POSITIONAL",
+        quality=str((raw.get("quality_score") if isinstance(raw.get("quality_score"), dict) else {}).get("score")
+                    or "").upper(),
+        rejected_reason=str(raw.get("rejected_reason") or "") if raw.get("rejected_reason") != "NONE" else "",
     )
     reasons = []
     for component in raw.get("components") or []:
@@ -111,7 +120,7 @@ def parse_template(raw):
         if kind == "HEADER":
             definition.header_format = (component.get("format") or "TEXT").upper()
             definition.header = component.get("text") or ""
-            if definition.header_format != "TEXT":
+            if definition.header_format not in ("TEXT", *MEDIA_HEADERS):
                 reasons.append(f"{definition.header_format.lower()} header")
             elif placeholders(definition.header):
                 reasons.append("header with variables")
@@ -120,17 +129,33 @@ def parse_template(raw):
         elif kind == "FOOTER":
             definition.footer = component.get("text") or ""
         elif kind == "BUTTONS":
-            for button in component.get("buttons") or []:
+            for index, button in enumerate(component.get("buttons") or []):
                 definition.buttons.append(button.get("text") or "")
-                if placeholders(button.get("url") or ""):
-                    reasons.append("button with a variable URL")
+                if not placeholders(button.get("url") or ""):
+                    continue
+                if definition.url_button_index >= 0:
+                    reasons.append("several buttons with a variable URL")
+                definition.url_button_index, definition.url_button_url = index, button["url"]
     definition.unsupported_reason = ", ".join(reasons)
     return definition
 
 
-def template_message(to, name, language, values=None, parameter_format="POSITIONAL", body=""):
-    """A template message whose body placeholders are filled from ``values`` (key -> text)."""
+def template_message(to, name, language, values=None, parameter_format="POSITIONAL", body="",
+                     header_media=None, url_button=None):
+    """A template message whose body placeholders are filled from ``values`` (key -> text).
+
+    ``header_media`` is ``(kind, media_id, filename)`` for an image, video or document
+    header; ``url_button`` is ``(button index, text)`` for a button whose URL ends with
+    a variable.
+    """
     content = {"name": name, "language": {"code": language}}
+    components = []
+    if header_media:
+        kind, media_id, filename = header_media
+        media = {"id": media_id}
+        if kind == "document" and filename:
+            media["filename"] = filename
+        components.append({"type": "header", "parameters": [{"type": kind, kind: media}]})
     keys = placeholders(body)
     if keys:
         parameters = []
@@ -139,5 +164,11 @@ def template_message(to, name, language, values=None, parameter_format="POSITION
             if parameter_format == "NAMED":
                 parameter["parameter_name"] = key
             parameters.append(parameter)
-        content["components"] = [{"type": "body", "parameters": parameters}]
+        components.append({"type": "body", "parameters": parameters})
+    if url_button:
+        index, text = url_button
+        components.append({"type": "button", "sub_type": "url", "index": str(index),
+                           "parameters": [{"type": "text", "text": str(text)}]})
+    if components:
+        content["components"] = components
     return _envelope(to, "template", content)

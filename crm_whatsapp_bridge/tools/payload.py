@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from . import waba
+
 WHATSAPP_OBJECT = "whatsapp_business_account"
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
 STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3}
@@ -256,8 +258,9 @@ def storable(event):
 def split_notification(notification):
     """Split a webhook notification into inbox events, one per message or status.
 
-    Changes of other fields (template status updates, account alerts...) carry no
-    customer event and are skipped. Raises :class:`PayloadError` only when the envelope
+    Changes of other fields of the WhatsApp Business Account (marketing preferences,
+    template status, quality and category updates) become the events of
+    :func:`~.waba.waba_events`; the rest are skipped. Raises :class:`PayloadError` only when the envelope
     is not a WhatsApp Business Account notification with a list of entries; inside it,
     each entry, change, message or status that is malformed, or that PostgreSQL could
     not store, becomes one :data:`MALFORMED` event and its neighbours are kept.
@@ -267,7 +270,17 @@ def split_notification(notification):
         for change in entry_changes(entry, events):
             if change.get("field") == "messages":
                 events.extend(_events_of_value(change.get("value")))
+            else:
+                events.extend(_waba_events(entry, change))
     return [storable(event) for event in events]
+
+
+def _waba_events(entry, change):
+    """The events of a non-``messages`` change; one malformed event when its shape is not Meta's."""
+    try:
+        return waba.waba_events(entry, change)
+    except (PayloadError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        return [malformed_event(f"{change.get('field')!r} change: {exc}", change)]
 
 
 def envelope_entries(notification, object_name):

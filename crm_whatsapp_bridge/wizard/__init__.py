@@ -1,1 +1,1 @@
-from . import crm_whatsapp_composer, crm_whatsapp_composer_quick_reply
+from . import crm_whatsapp_composer, crm_whatsapp_composer_consent, crm_whatsapp_composer_quick_reply
