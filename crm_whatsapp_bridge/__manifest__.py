@@ -27,6 +27,7 @@
         "views/crm_bigquery_export_views.xml",
         "views/res_config_settings_views.xml",
         "views/crm_lead_report_views.xml",
+        "views/crm_ad_revenue_report_views.xml",
         "wizard/crm_whatsapp_composer_views.xml",
         "views/menus.xml",
     ],

@@ -36,13 +36,17 @@ FORM_FIELDS = "id,name,status,questions,locale"
 class GraphApiError(Exception):
     """An error answered by the Graph API, or the failure to reach it."""
 
-    def __init__(self, message, *, code=None, http_status=None, retryable=False, fbtrace_id=""):
+    def __init__(self, message, *, code=None, http_status=None, retryable=False, fbtrace_id="",
+                 subcode=None, user_message=""):
         super().__init__(message)
         self.message = message
         self.code = code
         self.http_status = http_status
         self.retryable = retryable
         self.fbtrace_id = fbtrace_id
+        self.subcode = subcode
+        # Meta's explanation for people (``error_user_title: error_user_msg``), when it gives one.
+        self.user_message = user_message
 
     @property
     def needs_admin(self):
@@ -70,12 +74,16 @@ def error_from_response(response):
     retryable = code in RETRYABLE_CODES or response.status_code >= 500 or response.status_code == 429
     if code in AUTH_CODES:
         retryable = False
+    user_message = ": ".join(str(part) for part in (error.get("error_user_title"), error.get("error_user_msg"))
+                             if part)
     return GraphApiError(
         message,
         code=code,
         http_status=response.status_code,
         retryable=retryable,
         fbtrace_id=error.get("fbtrace_id") or "",
+        subcode=error.get("error_subcode"),
+        user_message=user_message,
     )
 
 
