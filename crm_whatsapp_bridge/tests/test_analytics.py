@@ -468,13 +468,19 @@ class TestAnalytics(MetaTestMixin, TransactionCase):
 
         self.graph.handle(EVENTS_PATH, meta)
         names = [f"good{index}" for index in range(40)]
-        names[7], names[29] = "region", "bad"
+        names[8], names[29] = "region", "bad"  # a messaging event, a Lead Ads event
+
+        def payload(index, name):  # Lead Ads (CRM) and Click-to-WhatsApp events share the requests
+            if index % 2:
+                return {"event_name": "Qualified", "event_time": 1, "event_id": name,
+                        "action_source": "system_generated", "user_data": {"lead_id": index}}
+            return {"event_name": "QualifiedLead", "event_time": 1, "event_id": name,
+                    "action_source": "business_messaging", "messaging_channel": "whatsapp",
+                    "user_data": {"whatsapp_business_account_id": WABA_ID, "ctwa_clid": name}}
+
         event_ids = self.Event._enqueue([
             {"destination": "meta", "name": "Qualified", "dedup_key": f"test:batch:{name}", "batch_key": DATASET_ID,
-             "payload": {"event_name": "Qualified", "event_time": 1, "event_id": name,
-                         "action_source": "business_messaging", "messaging_channel": "whatsapp",
-                         "user_data": {"whatsapp_business_account_id": WABA_ID, "ctwa_clid": name}}}
-            for name in names])
+             "payload": payload(index, name)} for index, name in enumerate(names)])
         self.send()
         events = self.Event.browse(event_ids)
         by_id = {event.payload["event_id"]: event for event in events}
