@@ -1,4 +1,4 @@
-from odoo import fields, models, tools
+from odoo import fields, models
 from odoo.tools import SQL
 
 
@@ -15,6 +15,14 @@ class CrmAdRevenueReport(models.Model):
     _auto = False
     _rec_name = "ad_name"
     _order = "won_revenue desc, id desc"
+    # Read through _table_query (no database view to create in install order); what to flush first:
+    _depends = {
+        "crm.lead": ["active", "campaign_id", "company_id", "create_date", "date_closed", "expected_revenue",
+                     "meta_ad_id", "meta_ad_name", "meta_campaign_id", "meta_leadgen_id", "source_id", "stage_id",
+                     "team_id", "user_id", "whatsapp_ad_headline", "whatsapp_ad_id"],
+        "crm.stage": ["is_won"],
+        "res.company": ["currency_id"],
+    }
 
     lead_id = fields.Many2one("crm.lead", "Lead", readonly=True)
     channel = fields.Selection([("whatsapp", "Click-to-WhatsApp"), ("lead_ads", "Lead Ads")], readonly=True)
@@ -35,35 +43,33 @@ class CrmAdRevenueReport(models.Model):
     won_count = fields.Integer("Won Leads", readonly=True)
     won_revenue = fields.Monetary("Won Revenue", currency_field="currency_id", readonly=True)
 
-    def init(self):
-        tools.drop_view_if_exists(self.env.cr, self._table)
-        self.env.cr.execute(SQL(
-            """CREATE VIEW %(view)s AS (
-                SELECT lead.id AS id,
-                       lead.id AS lead_id,
-                       CASE WHEN lead.meta_leadgen_id IS NOT NULL THEN 'lead_ads' ELSE 'whatsapp' END AS channel,
-                       COALESCE(lead.whatsapp_ad_id, lead.meta_ad_id) AS ad_ref,
-                       COALESCE(NULLIF(lead.whatsapp_ad_headline, ''), NULLIF(lead.meta_ad_name, ''),
-                                lead.whatsapp_ad_id, lead.meta_ad_id) AS ad_name,
-                       lead.campaign_id,
-                       lead.meta_campaign_id AS meta_campaign_ref,
-                       lead.source_id,
-                       lead.company_id,
-                       company.currency_id,
-                       lead.team_id,
-                       lead.user_id,
-                       lead.stage_id,
-                       lead.create_date,
-                       lead.date_closed,
-                       %(won)s AS is_won,
-                       1 AS lead_count,
-                       CASE WHEN %(won)s THEN 1 ELSE 0 END AS won_count,
-                       CASE WHEN %(won)s THEN COALESCE(lead.expected_revenue, 0) ELSE 0 END AS won_revenue
-                  FROM crm_lead lead
-                  LEFT JOIN crm_stage stage ON stage.id = lead.stage_id
-                  LEFT JOIN res_company company ON company.id = lead.company_id
-                 WHERE lead.whatsapp_ad_id IS NOT NULL OR lead.meta_leadgen_id IS NOT NULL
-            )""",
-            view=SQL.identifier(self._table),
-            won=SQL("(lead.active AND stage.is_won IS TRUE)"),
-        ))
+    @property
+    def _table_query(self):
+        won = SQL("(lead.active AND stage.is_won IS TRUE)")
+        return SQL(
+            """SELECT lead.id AS id,
+                      lead.id AS lead_id,
+                      CASE WHEN lead.meta_leadgen_id IS NOT NULL THEN 'lead_ads' ELSE 'whatsapp' END AS channel,
+                      COALESCE(lead.whatsapp_ad_id, lead.meta_ad_id) AS ad_ref,
+                      COALESCE(NULLIF(lead.whatsapp_ad_headline, ''), NULLIF(lead.meta_ad_name, ''),
+                               lead.whatsapp_ad_id, lead.meta_ad_id) AS ad_name,
+                      lead.campaign_id,
+                      lead.meta_campaign_id AS meta_campaign_ref,
+                      lead.source_id,
+                      lead.company_id,
+                      company.currency_id,
+                      lead.team_id,
+                      lead.user_id,
+                      lead.stage_id,
+                      lead.create_date,
+                      lead.date_closed,
+                      %(won)s AS is_won,
+                      1 AS lead_count,
+                      CASE WHEN %(won)s THEN 1 ELSE 0 END AS won_count,
+                      CASE WHEN %(won)s THEN COALESCE(lead.expected_revenue, 0) ELSE 0 END AS won_revenue
+                 FROM crm_lead lead
+                 LEFT JOIN crm_stage stage ON stage.id = lead.stage_id
+                 LEFT JOIN res_company company ON company.id = lead.company_id
+                WHERE lead.whatsapp_ad_id IS NOT NULL OR lead.meta_leadgen_id IS NOT NULL""",
+            won=won,
+        )
