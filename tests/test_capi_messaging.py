@@ -67,9 +67,13 @@ def test_refusals_are_classified_from_meta_errors():
     region = error_from_response(FakeResponse(400, region_error()))
     assert (region.subcode, capi_refusal(region)) == (2804019, "region")
     assert region.user_message == "Messaging Event Within Messaging Restrictive Region: Not available in this region."
-    content = error_from_response(FakeResponse(400, {"error": {"message": "Invalid parameter", "code": 100}}))
+    content = error_from_response(FakeResponse(400, {"error": {
+        "message": "Invalid parameter", "code": 100, "error_subcode": 2804003,
+        "error_user_title": "Event Timestamp Too Old"}}))
     assert capi_refusal(content) == "content"
-    for status, body in ((400, {"error": {"code": 190, "message": "token expired"}}),
+    for status, body in ((400, {"error": {"code": 100, "error_subcode": 33, "message": "Object does not exist"}}),
+                         (400, {"error": {"code": 100, "message": "Invalid parameter"}}),
+                         (400, {"error": {"code": 190, "message": "token expired"}}),
                          (400, {"error": {"code": 17, "message": "User request limit reached"}}),
                          (500, {"error": {"code": 2, "message": "Service temporarily unavailable"}})):
         assert capi_refusal(error_from_response(FakeResponse(status, body))) is None

@@ -43,6 +43,10 @@ CTWA_ATTRIBUTION_SECONDS = 7 * 24 * 3600
 MESSAGING_EVENT_NAMES = ("LeadSubmitted", "QualifiedLead", "Purchase", "InitiateCheckout", "AddToCart",
                          "ViewContent")
 RESTRICTED_REGION_TEXT = "restrictive region"
+# Meta's error subcodes for a bad event in a Conversions API request (time, names, user data...), as
+# opposed to request-wide problems (unknown dataset: subcode 33, permissions, token) where sending
+# parts of the request cannot help.
+CAPI_EVENT_SUBCODES = range(2804000, 2805000)
 DEFAULT_TIMEOUT = 10  # seconds
 
 
@@ -319,15 +323,16 @@ def capi_refusal(error):
     """How Meta refused a Conversions API request, from its error.
 
     ``"region"``: Meta does not take messaging events for the person's region (final,
-    for that event alone); ``"content"``: the request was refused for what it carries,
-    so some event in it is bad (resending it unchanged cannot help, its parts can go
-    alone); ``None``: anything else (token, permission, throttling, server trouble).
+    for that event alone); ``"content"``: Meta refused an event of the request (a
+    Conversions API event subcode), so resending it unchanged cannot help but its
+    parts can go alone; ``None``: anything else (unknown dataset, token, permission,
+    throttling, server trouble), which concerns the whole request.
     """
     text = " ".join(str(part or "") for part in (
         getattr(error, "message", ""), getattr(error, "user_message", ""))).lower()
     if RESTRICTED_REGION_TEXT in text:
         return "region"
     if (getattr(error, "http_status", None) == 400 and not getattr(error, "retryable", False)
-            and not getattr(error, "needs_admin", False)):
+            and getattr(error, "subcode", None) in CAPI_EVENT_SUBCODES):
         return "content"
     return None
