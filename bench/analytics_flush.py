@@ -7,12 +7,15 @@ URLs at its fake server for the run, and removes what it created)::
 
     python bench/analytics_flush.py -c odoo.cfg -d mydb --leads 10000
 
-Two phases, one destination each, so each rate is that destination's alone:
+Three phases, one destination each, so each rate is that destination's alone:
 1. GA4 only configured: one write moves every lead to a stage mapped to
    ``qualify_lead`` (N events queued in the user's transaction), then the send
    cron runs until the queue is empty. Every lead is its own GA client, so this is
-   N Measurement Protocol requests (one client per request).
-2. Conversions API only configured: the same with a second stage, N Meta events,
+   N Measurement Protocol requests (one client per request), claimed 100 at a time
+   (what a crash can replay to GA4).
+2. The reference for 1: the same with claims of 1,000 GA4 events, as before GA4
+   claims were cut to 100, with a second stage.
+3. Conversions API only configured: the same with a third stage, N Meta events,
    1,000 per request.
 The fake server answers at once, so the numbers are the addon's own cost: claim,
 payload assembly, HTTP round trips on the loopback and the state writes.
@@ -76,7 +79,8 @@ def prepare(registry, fake, count):
         configure(env, fake)
         stages = env["crm.stage"].create([
             {"name": "Bench qualified", "sequence": 90, "ga4_event": "qualify_lead"},
-            {"name": "Bench working", "sequence": 91, "ga4_event": "working_lead", "meta_event_name": "Working"}])
+            {"name": "Bench disqualified", "sequence": 91, "ga4_event": "disqualify_lead"},
+            {"name": "Bench working", "sequence": 92, "ga4_event": "working_lead", "meta_event_name": "Working"}])
         source = env.ref("utm.utm_source_facebook")
         run = uuid.uuid4().int % 10**6
         lead_ids = []
@@ -132,11 +136,25 @@ def main():
     started = time.perf_counter()
     stage_ids, lead_ids = prepare(registry, fake, args.leads)
     print(f"created {len(lead_ids)} Lead Ads leads in {time.perf_counter() - started:.1f} s")
+    # Importable only once the registry has set up the addons path.
+    from odoo.addons.crm_whatsapp_bridge.models import crm_analytics_event
+
     try:
         queued, flushed = move_and_flush(registry, fake, lead_ids, stage_ids[0], ga4=True)
+        rate = fake.ga4_events / flushed
         print(f"GA4:  {args.leads} stage changes queued in {queued:.2f} s; {fake.ga4_events} events in "
-              f"{fake.ga4_requests} requests flushed in {flushed:.1f} s -> {fake.ga4_events / flushed:.0f} events/s")
-        queued, flushed = move_and_flush(registry, fake, lead_ids, stage_ids[1], meta=True)
+              f"{fake.ga4_requests} requests flushed in {flushed:.1f} s -> {rate:.0f} events/s "
+              f"(claims of {crm_analytics_event.CLAIM_SIZES['ga4']})")
+        claim_size, crm_analytics_event.CLAIM_SIZES["ga4"] = crm_analytics_event.CLAIM_SIZES["ga4"], 1000
+        before = fake.ga4_events
+        try:
+            queued, flushed = move_and_flush(registry, fake, lead_ids, stage_ids[1], ga4=True)
+        finally:
+            crm_analytics_event.CLAIM_SIZES["ga4"] = claim_size
+        reference = (fake.ga4_events - before) / flushed
+        print(f"GA4 reference, claims of 1000: {fake.ga4_events - before} events flushed in {flushed:.1f} s -> "
+              f"{reference:.0f} events/s; claims of {claim_size} run at {rate / reference:.2f}x of it")
+        queued, flushed = move_and_flush(registry, fake, lead_ids, stage_ids[2], meta=True)
         print(f"Meta: {args.leads} stage changes queued in {queued:.2f} s; {fake.meta_events} events in "
               f"{fake.meta_requests} requests flushed in {flushed:.1f} s -> {fake.meta_events / flushed:.0f} events/s")
     finally:

@@ -29,6 +29,7 @@
         "views/res_config_settings_views.xml",
         "views/crm_lead_report_views.xml",
         "views/crm_whatsapp_sla_views.xml",
+        "views/crm_ad_revenue_report_views.xml",
         "wizard/crm_whatsapp_composer_views.xml",
         "wizard/crm_whatsapp_composer_quick_reply_views.xml",
         "views/menus.xml",

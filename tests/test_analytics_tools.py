@@ -10,6 +10,7 @@ from crm_whatsapp_bridge.tools.analytics import (
     InvalidEvent,
     capi_body,
     capi_event,
+    event_id,
     ga4_body,
     ga4_event,
     ga4_url,
@@ -54,10 +55,11 @@ def test_normalise_phone(raw, expected):
 
 def test_capi_event_hashes_normalised_email_and_phone():
     event = capi_event("Qualified", 1732450000.7, "1234567890123456",
-                       email=" Jane.Doe@Example.com", phone="+962 79 123 4567")
+                       email=" Jane.Doe@Example.com", phone="+962 79 123 4567", event_id="e-1")
     assert event == {
         "event_name": "Qualified",
         "event_time": 1732450000,
+        "event_id": "e-1",
         "action_source": "system_generated",
         "custom_data": {"event_source": "crm", "lead_event_source": "Odoo"},
         "user_data": {"lead_id": 1234567890123456, "em": [sha("jane.doe@example.com")],
@@ -67,14 +69,22 @@ def test_capi_event_hashes_normalised_email_and_phone():
     assert sha("jane.doe@example.com") == hashlib.sha256(b"jane.doe@example.com").hexdigest()
 
 
+def test_event_id_is_stable_opaque_and_distinct():
+    key = "meta:42:Qualified:stage3"
+    assert event_id("seed-1", key) == event_id("seed-1", key)
+    assert len(event_id("seed-1", key)) == 32
+    assert all(ch in "0123456789abcdef" for ch in event_id("seed-1", key)), "reveals nothing of the key"
+    assert len({event_id("seed-1", key), event_id("seed-2", key), event_id("seed-1", key + "x")}) == 3
+
+
 def test_capi_event_without_contact_data_sends_only_the_lead_id():
-    assert capi_event("Won", 1, "987654321012345")["user_data"] == {"lead_id": 987654321012345}
+    assert capi_event("Won", 1, "987654321012345", event_id="e")["user_data"] == {"lead_id": 987654321012345}
     with pytest.raises(InvalidEvent):
-        capi_event("", 1, "1")
+        capi_event("", 1, "1", event_id="e")
 
 
 def test_capi_body_limits_and_test_event_code():
-    events = [capi_event("Qualified", 1, str(i + 1)) for i in range(1000)]
+    events = [capi_event("Qualified", 1, str(i + 1), event_id=str(i)) for i in range(1000)]
     assert "test_event_code" not in capi_body(events)
     assert capi_body(events[:1], "TEST123")["test_event_code"] == "TEST123"
     with pytest.raises(InvalidEvent):
@@ -195,7 +205,7 @@ def test_capi_send_events_posts_to_the_dataset_and_retries_throttling(httpserver
     httpserver.expect_request("/v26.0/880000000000001/events", method="POST",
                               headers={"Authorization": "Bearer capi-token"}).respond_with_handler(handler)
     client = GraphClient("capi-token", httpserver.url_for("/v26.0"), backoff_initial=0.01, backoff_max=0.02)
-    body = capi_body([capi_event("Qualified", 1, "123")], "TEST123")
+    body = capi_body([capi_event("Qualified", 1, "123", event_id="e")], "TEST123")
     assert client.send_events("880000000000001", body)["events_received"] == 2
     assert calls == [body, body]
 

@@ -1,4 +1,5 @@
 from . import (
+    crm_ad_revenue_report,
     crm_analytics_event,
     crm_bigquery_export,
     crm_inbox_event,

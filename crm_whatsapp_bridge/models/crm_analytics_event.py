@@ -12,9 +12,11 @@ from ..tools.analytics import (
     CAPI_MAX_AGE_SECONDS,
     CAPI_MAX_EVENTS,
     DEFAULT_GA4_URL,
+    GA4_MAX_EVENTS,
     Ga4Client,
     batched,
     capi_body,
+    capi_refusal,
     ga4_body,
     group_ga4_requests,
 )
@@ -26,12 +28,15 @@ _logger = logging.getLogger(__name__)
 SEND_CRON_XMLID = "crm_whatsapp_bridge.ir_cron_analytics_send"
 MAX_ATTEMPTS = 5
 RETRY_BASE_DELAY = timedelta(minutes=1)
-# One claim covers one full Conversions API request and up to 1,000 GA4 events.
-CLAIM_SIZE = CAPI_MAX_EVENTS
 # GA4 takes one client per request: requests of different clients go out side by side.
 GA4_PARALLEL_REQUESTS = 4
-# A run stops claiming after this long and lets Odoo start it again at once (see _notify_progress).
-RUN_TIME_BUDGET = 60  # seconds
+# Events claimed (and committed) together. A Meta claim fills one Conversions API request, whose
+# replay Meta deduplicates by event_id. GA4 cannot deduplicate: a worker killed after GA4 took a
+# claim but before the commit sends it again, so a GA4 claim is one round of parallel requests.
+CLAIM_SIZES = {"ga4": GA4_MAX_EVENTS * GA4_PARALLEL_REQUESTS, "meta": CAPI_MAX_EVENTS}
+# A call stops claiming, and starts no new request, after this long; Odoo calls it again at once
+# while events remain (ir.cron._notify_progress), so a backlog never reaches the worker limits.
+RUN_TIME_BUDGET = 10  # seconds
 PARAM = "crm_whatsapp_bridge.%s"
 # First wait (seconds) of the in-request retries; the cron's own retries take over after them.
 HTTP_BACKOFF = 0.5
@@ -66,8 +71,15 @@ class CrmAnalyticsEvent(models.Model):
                                help="What is sent, without the API secret or access token.")
     event_time = fields.Datetime("Event Time", readonly=True)
     state = fields.Selection(
-        [("queued", "Queued"), ("sent", "Sent"), ("failed", "Failed"), ("dead", "Dead")],
-        default="queued", required=True, readonly=True, index=True)
+        [("queued", "Queued"), ("sent", "Sent"), ("failed", "Failed"), ("dead", "Dead"),
+         ("skipped", "Skipped"), ("refused", "Refused")],
+        default="queued", required=True, readonly=True, index=True,
+        help="Skipped: not sent on purpose (the reason is in Error). Refused: Meta refused this event for "
+             "good (its text is in Error), so it is not retried.")
+    attribution_end = fields.Datetime(
+        "Attributable Until", readonly=True,
+        help="Click-to-WhatsApp events: Meta attributes them to the ad only this long after the click; "
+             "an event not sent by then is skipped.")
     attempts = fields.Integer("Failed Attempts", readonly=True)
     next_attempt_at = fields.Datetime("Next Attempt", readonly=True)
     sent_at = fields.Datetime("Sent On", readonly=True)
@@ -128,29 +140,34 @@ class CrmAnalyticsEvent(models.Model):
         """Insert events, skipping those whose ``dedup_key`` is already queued; return the new ids.
 
         Rows are dicts with ``destination``, ``name``, ``dedup_key`` and optionally
-        ``lead_id``, ``stage_id``, ``batch_key``, ``payload``, ``event_time``, ``debug``.
+        ``lead_id``, ``stage_id``, ``batch_key``, ``payload``, ``event_time``, ``debug``,
+        ``attribution_end``, and ``skip_reason`` (recorded as skipped, never sent).
         """
         if not rows:
             return []
         now = fields.Datetime.now()
         values = SQL(", ").join(
             SQL("(%s, %s, %s, (SELECT company_id FROM crm_lead WHERE id = %s), %s, %s, %s, %s::jsonb, %s, %s,"
-                " 'queued', 0, %s, %s, %s, %s, %s)",
+                " %s, %s, %s, 0, %s, %s, %s, %s, %s)",
                 row["destination"], row["name"], row.get("lead_id"), row.get("lead_id"), row.get("stage_id"),
                 row["dedup_key"],
                 row.get("batch_key"), json.dumps(row.get("payload")), row.get("event_time") or now,
-                bool(row.get("debug")), self.env.uid, self.env.uid, now, now, False)
+                bool(row.get("debug")), row.get("attribution_end"),
+                "skipped" if row.get("skip_reason") else "queued", row.get("skip_reason"),
+                self.env.uid, self.env.uid, now, now, False)
             for row in rows
         )
         self.env.cr.execute(SQL(
-            """INSERT INTO crm_analytics_event (destination, name, lead_id, company_id, stage_id, dedup_key, batch_key,
-                                                payload, event_time, debug, state, attempts, create_uid,
-                                                write_uid, create_date, write_date, has_validation_errors)
+            """INSERT INTO crm_analytics_event (destination, name, lead_id, company_id, stage_id, dedup_key,
+                                                batch_key, payload, event_time, debug, attribution_end, state,
+                                                error, attempts, create_uid, write_uid, create_date, write_date,
+                                                has_validation_errors)
                VALUES %s
                ON CONFLICT (dedup_key) DO NOTHING
-               RETURNING id""", values))
-        new_ids = [row[0] for row in self.env.cr.fetchall()]
-        if new_ids:
+               RETURNING id, state""", values))
+        inserted = self.env.cr.fetchall()
+        new_ids = [row[0] for row in inserted]
+        if any(state == "queued" for _id, state in inserted):
             # The trigger row commits (or rolls back) with the events: the send starts after the commit.
             self._trigger_send()
         return new_ids
@@ -166,11 +183,11 @@ class CrmAnalyticsEvent(models.Model):
     @api.model
     def _cron_send_queued(self):
         """Send ready events claim by claim, committing after each claim and reporting progress."""
-        started = time.monotonic()
+        deadline = time.monotonic() + RUN_TIME_BUDGET
         sent = 0
         self.env.cr.commit()
-        while time.monotonic() - started < RUN_TIME_BUDGET:
-            claimed = self._send_ready(CLAIM_SIZE)
+        while time.monotonic() < deadline:
+            claimed = self._send_ready(deadline)
             sent += claimed
             self.env.cr.commit()
             if not claimed:
@@ -189,10 +206,11 @@ class CrmAnalyticsEvent(models.Model):
         return self.env.cr.fetchone()[0]
 
     @api.model
-    def _send_ready(self, limit=CLAIM_SIZE):
-        """Claim up to ``limit`` ready events per destination (skipping rows another worker holds), send them.
+    def _send_ready(self, deadline):
+        """Claim ready events per destination (skipping rows another worker holds), send them.
 
-        Each destination is claimed on its own, so a claim fills whole Conversions API requests.
+        Each destination is claimed on its own (see ``CLAIM_SIZES``). No request starts
+        after ``deadline`` (``time.monotonic()``): events left unsent stay queued.
         """
         self.flush_model()
         config = self._analytics_config()
@@ -200,7 +218,8 @@ class CrmAnalyticsEvent(models.Model):
         for destination in ("ga4", "meta"):
             self.env.cr.execute(SQL(
                 """SELECT id FROM crm_analytics_event WHERE destination = %s AND %s
-                    ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED""", destination, self._ready_domain(), limit))
+                    ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED""", destination, self._ready_domain(),
+                CLAIM_SIZES[destination]))
             events = self.browse(row[0] for row in self.env.cr.fetchall())
             claimed += len(events)
             if not events:
@@ -209,7 +228,7 @@ class CrmAnalyticsEvent(models.Model):
                 # Settings were cleared after these were queued: an admin has to act, retrying cannot help.
                 events._record_failure(self._not_configured_message(destination), permanent=True)
                 continue
-            getattr(events, f"_send_{destination}")(config)
+            getattr(events, f"_send_{destination}")(config, deadline)
         return claimed
 
     @api.model
@@ -218,7 +237,7 @@ class CrmAnalyticsEvent(models.Model):
             return _("GA4 is not configured (measurement ID and API secret).")
         return _("The Conversions API is not configured (dataset ID and token).")
 
-    def _send_ga4(self, config):
+    def _send_ga4(self, config, deadline):
         """Send GA4 events: one request per client id and 25 events, several requests in parallel."""
         client = Ga4Client(config["measurement_id"], config["api_secret"], config["ga4_url"], debug=config["debug"],
                            backoff_initial=HTTP_BACKOFF)
@@ -233,6 +252,8 @@ class CrmAnalyticsEvent(models.Model):
             requests.append((self.browse(event.id for event in group), body))
 
         def send(body):  # runs in a worker thread: HTTP only, no ORM
+            if time.monotonic() > deadline:
+                return None, None  # not started: its events stay queued for the next call
             try:
                 return client.send(body), None
             except Exception as exc:  # noqa: BLE001 - every failure is stored on its events
@@ -242,6 +263,8 @@ class CrmAnalyticsEvent(models.Model):
             outcomes = list(pool.map(send, [body for _events, body in requests]))
         delivered = self.browse()
         for (events, _body), (messages, exc) in zip(requests, outcomes, strict=True):
+            if messages is None and exc is None:
+                continue
             if exc is not None:
                 events._record_failure(exc, permanent=not getattr(exc, "retryable", False))
             elif config["debug"]:
@@ -253,27 +276,58 @@ class CrmAnalyticsEvent(models.Model):
         # Outside debug mode GA4 answers nothing worth keeping: one write for the whole claim.
         delivered._mark_sent({"response": _("Accepted")})
 
-    def _send_meta(self, config):
+    def _send_meta(self, config, deadline):
         """Send Conversions API events to their dataset, 1,000 per request."""
+        now = fields.Datetime.now()
+        unattributable = self.filtered(lambda event: event.attribution_end and event.attribution_end < now)
+        unattributable._mark_skipped(_("The ad click is more than 7 days old: Meta no longer attributes it."))
         # Meta refuses events older than 7 days: say so instead of failing the whole request.
-        limit = fields.Datetime.now() - timedelta(seconds=CAPI_MAX_AGE_SECONDS - 60)
-        too_old = self.filtered(lambda event: event.event_time and event.event_time < limit)
+        limit = now - timedelta(seconds=CAPI_MAX_AGE_SECONDS - 60)
+        too_old = (self - unattributable).filtered(lambda event: event.event_time and event.event_time < limit)
         too_old._record_failure(_("Meta accepts events of the last 7 days only."), permanent=True)
         client = GraphClient(config["capi_token"], config["graph_url"], backoff_initial=HTTP_BACKOFF)
         test_event_code = config["test_event_code"] if config["debug"] else None
         by_dataset = {}
-        for event in self - too_old:
+        for event in self - unattributable - too_old:
             by_dataset.setdefault(event.batch_key or config["dataset_id"], []).append(event.id)
         for dataset_id, event_ids in by_dataset.items():
             for chunk in batched(event_ids, CAPI_MAX_EVENTS):
-                events = self.browse(chunk)
-                body = capi_body([event.payload for event in events], test_event_code)
-                try:
-                    answer = client.send_events(dataset_id, body)
-                except Exception as exc:  # noqa: BLE001 - stored on the events, retried by the cron
-                    events._record_failure(exc, permanent=not getattr(exc, "retryable", False))
-                    continue
-                events._mark_sent({"debug": bool(test_event_code), "response": json.dumps(answer)})
+                self.browse(chunk)._send_capi_request(client, dataset_id, test_event_code, deadline)
+
+    def _send_capi_request(self, client, dataset_id, test_event_code, deadline):
+        """POST these events in one request; when Meta refuses it for its content, find the bad ones.
+
+        Meta processes none of the events of a refused request, so its halves are sent
+        on their own, down to single events: one bad event costs about 2 log2(n) more
+        requests and never holds back the others. An event Meta refuses for the
+        person's region is recorded as refused (not retried).
+        """
+        if time.monotonic() > deadline:
+            return  # not started: the events stay queued for the next call
+        body = capi_body([event.payload for event in self], test_event_code)
+        try:
+            answer = client.send_events(dataset_id, body)
+        except Exception as exc:  # noqa: BLE001 - stored on the events, retried by the cron when it can help
+            refusal = capi_refusal(exc)
+            if refusal and len(self) > 1:
+                middle = len(self) // 2
+                self[:middle]._send_capi_request(client, dataset_id, test_event_code, deadline)
+                self[middle:]._send_capi_request(client, dataset_id, test_event_code, deadline)
+            elif refusal == "region":
+                self._mark_refused(getattr(exc, "user_message", "") or str(exc))
+            else:
+                self._record_failure(exc, permanent=not getattr(exc, "retryable", False))
+            return
+        self._mark_sent({"debug": bool(test_event_code), "response": json.dumps(answer)})
+
+    def _mark_skipped(self, reason):
+        if self:
+            self.write({"state": "skipped", "error": reason, "next_attempt_at": False})
+
+    def _mark_refused(self, reason):
+        if self:
+            _logger.info("%s Conversions API event(s) refused by Meta: %s", len(self), reason)
+            self.write({"state": "refused", "error": reason, "next_attempt_at": False})
 
     def _mark_sent(self, values):
         if self:
@@ -284,7 +338,8 @@ class CrmAnalyticsEvent(models.Model):
         """Schedule a retry with exponential backoff, or give up (dead) and tell the admins."""
         if not self:
             return
-        message = str(error) or type(error).__name__
+        # Meta's explanation for people, when it gave one, says more than "Invalid parameter".
+        message = ": ".join(filter(None, (str(error), getattr(error, "user_message", "")))) or type(error).__name__
         now = fields.Datetime.now()
         dead = self.browse()
         retry_at = []
@@ -311,7 +366,7 @@ class CrmAnalyticsEvent(models.Model):
             )
 
     def action_resend(self):
-        """Queue failed or dead events again, with a fresh set of attempts."""
+        """Queue events that were not sent again, with a fresh set of attempts."""
         to_send = self.filtered(lambda event: event.state != "sent")
         if not to_send:
             raise UserError(_("Only events that were not sent can be resent."))

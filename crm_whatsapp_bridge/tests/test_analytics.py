@@ -3,14 +3,19 @@ import json
 import time
 from datetime import timedelta, timezone
 from pathlib import Path
+from unittest.mock import patch
+
+from freezegun import freeze_time
 
 from odoo import fields
 from odoo.exceptions import AccessError
 from odoo.tests import TransactionCase, tagged
 
 from odoo.addons.crm_whatsapp_bridge.models import crm_analytics_event
+from odoo.addons.crm_whatsapp_bridge.tools.analytics import Ga4Client, event_id
+from odoo.addons.crm_whatsapp_bridge.tools.graph_client import GraphClient
 
-from .common import MetaTestMixin, notification, text_message
+from .common import WABA_ID, MetaTestMixin, notification, text_message
 from .fake_graph import FakeGraphServer, graph_error_body
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -20,6 +25,28 @@ DATASET_ID = "880000000000001"
 CAPI_TOKEN = "EAAC-capi-token-do-not-leak"
 EVENTS_PATH = f"/{DATASET_ID}/events"
 LEADGEN_ID = "1234567890123456"
+CLICK_ID = "ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD3qpjd0HR4irJ6LEkR7JwFF4XvnO2E4Nx0-eM-GABDLOPaOdRMv-_zfUQ2a"
+CTWA_REFERRAL = {"source_url": "https://fb.me/3cr4Wqqkv", "source_id": "120210000000000001", "source_type": "ad",
+                 "headline": "Spring offer: 20% off", "body": "Chat with us on WhatsApp", "ctwa_clid": CLICK_ID}
+REGION_REFUSAL = {"error": {
+    "message": "Invalid parameter", "type": "OAuthException", "code": 100, "error_subcode": 2804019,
+    "is_transient": False, "error_user_title": "Messaging Event Within Messaging Restrictive Region",
+    "error_user_msg": "Messaging events from users in this region can't be used.", "fbtrace_id": "AbCd"}}
+BAD_EVENT = {"error": {
+    "message": "Invalid parameter", "type": "OAuthException", "code": 100, "error_subcode": 2804066,
+    "is_transient": False, "error_user_title": "Messaging Event Invalid Event Type",
+    "error_user_msg": "The event name is not supported for business messaging.", "fbtrace_id": "AbCd"}}
+
+
+class WorkerKilled(BaseException):
+    """The worker dies (SIGKILL, time limit) right after the API took the request."""
+
+
+def accepted_then_killed(send):
+    def call(client, *args):
+        send(client, *args)
+        raise WorkerKilled()
+    return call
 
 
 def sample(name):
@@ -48,7 +75,8 @@ class TestAnalytics(MetaTestMixin, TransactionCase):
             params.set_param(f"crm_whatsapp_bridge.{key}", value)
         Stage = cls.env["crm.stage"]
         cls.stage_new = Stage.create({"name": "Fresh", "sequence": 0})
-        cls.stage_qualified = Stage.create({"name": "Qualified", "sequence": 2, "ga4_event": "qualify_lead"})
+        cls.stage_qualified = Stage.create({"name": "Qualified", "sequence": 2, "ga4_event": "qualify_lead",
+                                            "meta_messaging_event": "QualifiedLead"})
         cls.stage_working = Stage.create({"name": "Demo booked", "sequence": 3, "ga4_event": "working_lead",
                                           "meta_event_name": "Demo"})
         cls.stage_won = Stage.create({"name": "Signed", "sequence": 9, "is_won": True,
@@ -85,6 +113,19 @@ class TestAnalytics(MetaTestMixin, TransactionCase):
     def send(self):
         self.Event._cron_send_queued()
 
+    def event_id(self, dedup_key):
+        """The id a replay of the event carries too: derived from the database's secret and the transition."""
+        return event_id(self.env["ir.config_parameter"].sudo().get_param("database.uuid"), dedup_key)
+
+    def without_event_ids(self, bodies):
+        """GA4 bodies as text without their event ids (hex) and timestamps (digits), to look for personal data."""
+        text = json.dumps([{key: value for key, value in body.items() if key != "timestamp_micros"}
+                           for body in bodies])
+        for event in (event for body in bodies for event in body["events"]):
+            self.assertRegex(event["params"]["crm_event_id"], r"^[0-9a-f]{32}$")
+            text = text.replace(event["params"]["crm_event_id"], "")
+        return text
+
     def ga4_bodies(self, path="/mp/collect"):
         return [request["json"] for request in self.ga4.received(path)]
 
@@ -112,12 +153,16 @@ class TestAnalytics(MetaTestMixin, TransactionCase):
             "client_id": client_id,
             "non_personalized_ads": True,
             "user_properties": {"lead_source": {"value": "whatsapp"}},
-            "events": [{"name": "generate_lead", "params": dict(params, value=0.0)},
-                       {"name": "whatsapp_message_received", "params": dict(params, value=0.0)}],
+            "events": [
+                {"name": "generate_lead", "params": dict(
+                    params, value=0.0, crm_event_id=self.event_id(f"ga4:{lead.id}:generate_lead:created"))},
+                {"name": "whatsapp_message_received", "params": dict(params, value=0.0, crm_event_id=self.event_id(
+                    f"ga4:{lead.id}:whatsapp_message_received:message{lead.whatsapp_message_ids.sorted('id')[0].id}"))},
+            ],
         })
         self.assertRegex(client_id, r"^\d{1,10}\.\d{10}$")
         self.assertEqual(lead._analytics_client_id(), client_id, "the pseudonymous id is stable")
-        raw = json.dumps(request)
+        raw = self.without_event_ids([request["json"]])
         for personal in ("962791234567", "+962", "Customer", lead.partner_id.name):
             self.assertNotIn(personal, raw)
         self.assertEqual(set(self.events(lead).mapped("state")), {"sent"})
@@ -143,7 +188,7 @@ class TestAnalytics(MetaTestMixin, TransactionCase):
         bodies = self.ga4_bodies()
         self.assertEqual([body["client_id"] for body in bodies], ["555123.1732450000"])
         self.assertEqual([event["name"] for event in bodies[0]["events"]], ["generate_lead", "qualify_lead"])
-        raw = json.dumps(bodies).lower()
+        raw = self.without_event_ids(bodies).lower()
         for personal in ("jane", "doe", "example.com", "962", "123 4567", "acme"):
             self.assertNotIn(personal, raw)
 
@@ -168,7 +213,8 @@ class TestAnalytics(MetaTestMixin, TransactionCase):
         event = self.ga4_bodies()[-1]["events"]
         self.assertEqual(event, [{"name": "close_convert_lead", "params": {
             "currency": lead.company_currency.name, "value": 5000.0, "lead_source": "whatsapp",
-            "engagement_time_msec": 1}}])
+            "engagement_time_msec": 1,
+            "crm_event_id": self.event_id(f"ga4:{lead.id}:close_convert_lead:stage{self.stage_won.id}")}}])
 
     def test_lost_sends_close_unconvert_lead_with_the_reason_once(self):
         lead = self.lead()
@@ -238,8 +284,9 @@ class TestAnalytics(MetaTestMixin, TransactionCase):
         self.assertEqual([event.pop("event_time") > 0 for event in data], [True, True])
         self.assertEqual(data, [
             {"event_name": name, "action_source": "system_generated",
+             "event_id": self.event_id(f"meta:{lead.id}:{name}:stage{stage.id}"),
              "custom_data": {"event_source": "crm", "lead_event_source": "Odoo"}, "user_data": user_data}
-            for name in ("Qualified", "Demo")])
+            for name, stage in (("Qualified", self.stage_qualified), ("Demo", self.stage_working))])
         meta_events = self.events(lead, destination="meta")
         self.assertEqual(set(meta_events.mapped("state")), {"sent"})
         self.assertIn("events_received", meta_events[0].response)
@@ -324,3 +371,170 @@ class TestAnalytics(MetaTestMixin, TransactionCase):
         self.assertEqual((meta.state, meta.attempts), ("dead", 1))
         self.assertIn("Invalid parameter", meta.error)
         self.assertEqual(len(self.graph.received(EVENTS_PATH)), 1)
+
+    # a crash after the API took the request
+
+    def test_replay_after_a_crash_carries_the_same_event_ids(self):
+        lead = self.meta_lead()
+        lead.stage_id = self.stage_qualified
+        ga4_send, capi_send = Ga4Client.send, GraphClient.send_events
+        for killed in ("ga4", "meta"):
+            with patch.object(Ga4Client, "send", accepted_then_killed(ga4_send) if killed == "ga4" else ga4_send), \
+                    patch.object(GraphClient, "send_events", accepted_then_killed(capi_send)):
+                try:
+                    self.send()
+                except WorkerKilled:
+                    self.env.invalidate_all()  # what the dead worker wrote is lost with it
+                else:
+                    self.fail("the worker should have died")
+        self.send()
+        self.assertEqual(set(self.events(lead).mapped("state")), {"sent"})
+        first, replay = (request["json"] for request in self.graph.received(EVENTS_PATH))
+        self.assertEqual(first, replay, "Meta gets the same events with the same event_id: it keeps one")
+        self.assertEqual([event["event_id"] for event in first["data"]],
+                         [self.event_id(f"meta:{lead.id}:Qualified:stage{self.stage_qualified.id}")])
+        first, replay = self.ga4_bodies()
+        self.assertEqual(first, replay, "GA4 gets the same crm_event_id and timestamp again (see README)")
+
+    # Click-to-WhatsApp ads: Conversions API for Business Messaging
+
+    def ctwa_lead(self, sender="962791234501"):
+        self.store(notification([text_message(sender, "I saw your ad", referral=CTWA_REFERRAL)]))
+        self.process_all()
+        return self.env["crm.lead"].search([("partner_id.phone", "=", f"+{sender}")])
+
+    def test_ctwa_lead_events_go_out_with_crm_events_in_one_request(self):
+        lead = self.ctwa_lead()
+        self.assertEqual((lead.whatsapp_ctwa_clid, lead.whatsapp_account_id.waba_id), (CLICK_ID, WABA_ID))
+        lead_ads = self.meta_lead()
+        (lead | lead_ads).write({"stage_id": self.stage_qualified.id})
+        lead.write({"expected_revenue": 142.5, "stage_id": self.stage_won.id})
+        self.send()
+        [request] = self.graph.received(EVENTS_PATH)
+        self.assertEqual(request["authorization"], f"Bearer {CAPI_TOKEN}")
+        data = request["json"]["data"]
+        self.assertTrue(all(event.pop("event_time") > 0 for event in data))
+        messaging = {"action_source": "business_messaging", "messaging_channel": "whatsapp",
+                     "user_data": {"whatsapp_business_account_id": WABA_ID, "ctwa_clid": CLICK_ID}}
+        self.assertEqual(data, [
+            dict(messaging, event_name="LeadSubmitted",
+                 event_id=self.event_id(f"messaging:{lead.id}:LeadSubmitted:ctwa")),
+            dict(messaging, event_name="QualifiedLead",
+                 event_id=self.event_id(f"messaging:{lead.id}:QualifiedLead:stage{self.stage_qualified.id}")),
+            {"event_name": "Qualified", "action_source": "system_generated",
+             "event_id": self.event_id(f"meta:{lead_ads.id}:Qualified:stage{self.stage_qualified.id}"),
+             "custom_data": {"event_source": "crm", "lead_event_source": "Odoo"},
+             "user_data": {"lead_id": int(LEADGEN_ID), "em": [sha256("jane.doe@example.com")],
+                           "ph": [sha256("962791234567")]}},
+            dict(messaging, event_name="Purchase",
+                 event_id=self.event_id(f"messaging:{lead.id}:Purchase:stage{self.stage_won.id}"),
+                 custom_data={"currency": lead.company_currency.name, "value": 142.5}),
+        ])
+        self.assertEqual(set(self.events(lead, destination="meta").mapped("state")), {"sent"})
+
+    def test_an_old_click_is_skipped_with_the_reason(self):
+        lead = self.ctwa_lead()
+        self.send()
+        self.graph.requests.clear()
+        self.ga4.requests.clear()
+        lead.whatsapp_ctwa_clicked_at = fields.Datetime.now() - timedelta(days=8)
+        lead.stage_id = self.stage_qualified
+        skipped = self.events(lead, destination="meta", name="QualifiedLead")
+        self.assertEqual(skipped.state, "skipped")
+        self.assertIn("7 days", skipped.error)
+        self.assertEqual(self.events(lead, destination="ga4", name="qualify_lead").state, "queued",
+                         "GA4 keeps its own 72-hour rule")
+        # Queued inside the window, still unsent when it closes: skipped at send time.
+        lead.whatsapp_ctwa_clicked_at = fields.Datetime.now() - timedelta(days=6, hours=23)
+        lead.action_set_won()
+        purchase = self.events(lead, destination="meta", name="Purchase")
+        self.assertEqual(purchase.state, "queued")
+        with freeze_time(fields.Datetime.now() + timedelta(hours=2)):
+            self.send()
+        self.assertEqual(purchase.state, "skipped")
+        self.assertFalse(self.graph.received(EVENTS_PATH))
+        [ga4] = self.ga4_bodies()
+        self.assertEqual([event["name"] for event in ga4["events"]], ["qualify_lead", "close_convert_lead"])
+
+    def test_one_bad_event_does_not_sink_the_batch(self):
+        def meta(request):
+            data = request.get_json()["data"]
+            ids = {event["event_id"] for event in data}
+            if "region" in ids:
+                return 400, REGION_REFUSAL
+            if "bad" in ids:
+                return 400, BAD_EVENT
+            return 200, {"events_received": len(data), "messages": [], "fbtrace_id": "x"}
+
+        self.graph.handle(EVENTS_PATH, meta)
+        names = [f"good{index}" for index in range(40)]
+        names[8], names[29] = "region", "bad"  # a messaging event, a Lead Ads event
+
+        def payload(index, name):  # Lead Ads (CRM) and Click-to-WhatsApp events share the requests
+            if index % 2:
+                return {"event_name": "Qualified", "event_time": 1, "event_id": name,
+                        "action_source": "system_generated", "user_data": {"lead_id": index}}
+            return {"event_name": "QualifiedLead", "event_time": 1, "event_id": name,
+                    "action_source": "business_messaging", "messaging_channel": "whatsapp",
+                    "user_data": {"whatsapp_business_account_id": WABA_ID, "ctwa_clid": name}}
+
+        event_ids = self.Event._enqueue([
+            {"destination": "meta", "name": "Qualified", "dedup_key": f"test:batch:{name}", "batch_key": DATASET_ID,
+             "payload": payload(index, name)} for index, name in enumerate(names)])
+        self.send()
+        events = self.Event.browse(event_ids)
+        by_id = {event.payload["event_id"]: event for event in events}
+        self.assertEqual(by_id["region"].state, "refused")
+        self.assertIn("Messaging Event Within Messaging Restrictive Region", by_id["region"].error)
+        self.assertEqual(by_id["region"].attempts, 0, "a regional refusal is final, not an attempt to retry")
+        self.assertEqual(by_id["bad"].state, "dead")
+        self.assertIn("Invalid Event Type", by_id["bad"].error)
+        self.assertEqual({event.state for name, event in by_id.items() if name.startswith("good")}, {"sent"})
+        accepted = [event["event_id"] for request in self.graph.received(EVENTS_PATH)
+                    for event in request["json"]["data"]
+                    if not {"region", "bad"} & {e["event_id"] for e in request["json"]["data"]}]
+        self.assertEqual(sorted(accepted), sorted(name for name in names if name.startswith("good")),
+                         "each good event was accepted exactly once")
+        self.assertLessEqual(len(self.graph.received(EVENTS_PATH)), 2 * 2 * 6 + 1)
+
+    # report
+
+    def test_won_revenue_by_ad_and_campaign_matches_the_leads(self):
+        Lead = self.env["crm.lead"]
+        campaigns = self.env["utm.campaign"].create([{"name": "Spring"}, {"name": "Summer"}])
+        specs = [  # (whatsapp ad, lead ads ad, campaign, revenue, won)
+            ("120001", False, campaigns[0], 1000, True), ("120001", False, campaigns[0], 500, False),
+            ("120002", False, campaigns[1], 250, True), (False, "230001", campaigns[0], 4000, True),
+            (False, "230001", campaigns[0], 300, True), (False, "230002", campaigns[1], 70, False),
+        ]
+        leads = Lead.browse()
+        for index, (wa_ad, la_ad, campaign, revenue, won) in enumerate(specs):
+            lead = Lead.create({
+                "name": f"Ad lead {index}", "expected_revenue": revenue, "campaign_id": campaign.id,
+                "whatsapp_ad_id": wa_ad, "whatsapp_ad_headline": wa_ad and f"Headline {wa_ad}",
+                "meta_ad_id": la_ad, "meta_ad_name": la_ad and f"Ad {la_ad}",
+                "meta_leadgen_id": la_ad and f"99{index}"})
+            if won:
+                lead.action_set_won()
+            leads |= lead
+        leads[1].action_set_lost()
+        self.env.flush_all()
+        Report = self.env["crm.ad.revenue.report"]
+        domain = [("lead_id", "in", leads.ids)]
+        by_ad = {ad: (count, won, revenue) for ad, count, won, revenue in Report._read_group(
+            domain, ["ad_name"], ["lead_count:sum", "won_count:sum", "won_revenue:sum"])}
+        expected = {}
+        for lead in leads:
+            ad = lead.whatsapp_ad_headline or lead.meta_ad_name
+            is_won = lead.active and lead.stage_id.is_won
+            count, won, revenue = expected.get(ad, (0, 0, 0.0))
+            expected[ad] = (count + 1, won + is_won, revenue + (lead.expected_revenue if is_won else 0.0))
+        self.assertEqual(by_ad, expected)
+        self.assertEqual(by_ad["Ad 230001"], (2, 2, 4300.0))
+        by_campaign = dict(Report._read_group(domain, ["campaign_id"], ["won_revenue:sum"]))
+        self.assertEqual(by_campaign, {
+            campaign: sum(lead.expected_revenue for lead in leads.with_context(active_test=False)
+                          if lead.campaign_id == campaign and lead.active and lead.stage_id.is_won)
+            for campaign in campaigns})
+        by_channel = dict(Report._read_group(domain, ["channel"], ["won_revenue:sum"]))
+        self.assertEqual(by_channel, {"whatsapp": 1250.0, "lead_ads": 4300.0})

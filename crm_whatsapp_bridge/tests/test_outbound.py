@@ -1,11 +1,19 @@
 import base64
 import json
 import re
+import socket
 import time
+from datetime import timedelta
 from pathlib import Path
 
+from freezegun import freeze_time
+
+from odoo import SUPERUSER_ID, api, fields
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import Form, HttpCase, TransactionCase, tagged
+
+from odoo.addons.crm_whatsapp_bridge.models import crm_whatsapp_message_outbound
+from odoo.addons.crm_whatsapp_bridge.tools import outbound
 
 from .common import PHONE_NUMBER_ID, WABA_ID, WhatsappTestMixin, bus_payloads, notification, text_message
 from .fake_graph import FakeGraphServer, graph_error_body
@@ -50,6 +58,26 @@ class OutboundMixin(WhatsappTestMixin):
     def sent_requests(self):
         return self.graph.received(MESSAGES_PATH)
 
+    def send_queued(self):
+        """Run the send cron as Odoo does: in its own cursor, with its own commits.
+
+        The registry is in test mode, so the cursor's commits are savepoints of the
+        test transaction and an exception rolls back to the last one, like a killed worker.
+        """
+        self.env.flush_all()
+        try:
+            with self.registry.cursor() as cr:
+                api.Environment(cr, SUPERUSER_ID, {})["crm.whatsapp.message"]._cron_send_outbound()
+        finally:
+            self.env.invalidate_all()
+
+    def outbound_of(self, lead):
+        return lead.whatsapp_message_ids.filtered(lambda m: m.direction == "out")
+
+    def send_triggers(self):
+        cron = self.env.ref("crm_whatsapp_bridge.ir_cron_whatsapp_send")
+        return self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)])
+
 
 @tagged("post_install", "-at_install")
 class TestOutbound(OutboundMixin, TransactionCase):
@@ -59,6 +87,9 @@ class TestOutbound(OutboundMixin, TransactionCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.setup_outbound()
+        # The send cron commits: in test mode its cursor commits to savepoints of this transaction.
+        cls.registry.enter_test_mode(cls.cr)
+        cls.addClassCleanup(cls.registry.leave_test_mode)
 
     def setUp(self):
         super().setUp()
@@ -70,7 +101,14 @@ class TestOutbound(OutboundMixin, TransactionCase):
         composer = self.composer(lead, body="Yes, delivery to Jeddah takes 2 days.")
         self.assertTrue(composer.window_open)
         self.assertEqual(composer.account_id, self.account)
+        triggers = self.send_triggers()
         composer.action_send()
+        queued = self.outbound_of(lead)
+        self.assertFalse(self.sent_requests(), "nothing reaches Meta before the transaction commits")
+        self.assertEqual((queued.state, queued.wamid), ("queued", False))
+        self.assertIn("Queued", str(queued.mail_message_id.body))
+        self.assertEqual(self.send_triggers(), triggers + 1, "the send cron is triggered in the transaction")
+        self.send_queued()
         [request] = self.sent_requests()
         self.assertEqual(request["authorization"], "Bearer EAAG-test-token")
         self.assertEqual(request["json"], {
@@ -78,12 +116,106 @@ class TestOutbound(OutboundMixin, TransactionCase):
             "text": {"body": "Yes, delivery to Jeddah takes 2 days.", "preview_url": False}})
         sent = lead.whatsapp_message_ids.filtered(lambda m: m.direction == "out")
         self.assertEqual((sent.wamid, sent.state, sent.user_id, sent.partner_id),
-                         ("wamid.SENT-OK-1", "queued", self.salesperson, lead.partner_id))
+                         ("wamid.SENT-OK-1", "sent", self.salesperson, lead.partner_id))
+        self.assertIn("Sent", str(sent.mail_message_id.body))
         post = sent.mail_message_id
         self.assertEqual(post.author_id, self.salesperson.partner_id)
         self.assertEqual(post.subtype_id, self.env.ref("mail.mt_note"))
         self.assertIn("Jeddah takes 2 days", str(post.body))
         self.assertIn("WhatsApp", str(post.body))
+
+    def test_rolled_back_transaction_sends_nothing(self):
+        lead = self.customer_writes()
+        triggers = self.send_triggers()
+        with self.assertRaises(ValueError), self.env.cr.savepoint():
+            self.composer(lead, body="Never mind").action_send()
+            self.assertEqual(self.outbound_of(lead).state, "queued")
+            raise ValueError("something later in the request fails")
+        self.env.invalidate_all()
+        self.assertFalse(self.outbound_of(lead))
+        self.assertEqual(self.send_triggers(), triggers)
+        self.send_queued()
+        self.assertFalse(self.sent_requests())
+
+    def test_queue_method_for_other_code(self):
+        """Automatic messages (welcome, consent...) use the same queue as the composer."""
+        lead = self.customer_writes()
+        message = self.env["crm.whatsapp.message"]._queue_outbound(
+            lead, self.account, lead.partner_id, {"message_type": "text", "body": "Welcome!", "user_id": False})
+        self.assertEqual((message.state, message.user_id, message.wa_id), ("queued", self.env["res.users"], CUSTOMER))
+        self.assertFalse(self.sent_requests())
+        self.send_queued()
+        self.assertEqual(self.sent_requests()[0]["json"]["text"]["body"], "Welcome!")
+        self.assertEqual(message.state, "sent")
+
+    def test_crash_after_meta_accepted_never_resends(self):
+        lead = self.customer_writes()
+        self.composer(lead, body="Only once, please").action_send()
+        message = self.outbound_of(lead)
+
+        class WorkerKilled(BaseException):
+            """The worker dies (SIGKILL, time limit) right after Meta accepted the message."""
+
+        accept = outbound.CloudApiClient.send_message
+
+        def accept_then_die(client, phone_number_id, payload):
+            accept(client, phone_number_id, payload)
+            raise WorkerKilled()
+
+        self.patch(outbound.CloudApiClient, "send_message", accept_then_die)
+        # Not assertRaises: Odoo's rolls the whole block back, the worker's commits included.
+        try:
+            self.send_queued()
+        except WorkerKilled:
+            pass
+        else:
+            self.fail("the worker should have died")
+        self.patch(outbound.CloudApiClient, "send_message", accept)
+        self.assertEqual(len(self.sent_requests()), 1, "Meta accepted the message")
+        self.assertEqual((message.state, message.wamid), ("sending", False),
+                         "'sending' was committed before the call; Meta's answer was lost with the worker")
+
+        self.send_queued()  # the cron runs again at once: the message is not queued, nothing is sent
+        self.assertEqual((len(self.sent_requests()), message.state), (1, "sending"))
+        later = fields.Datetime.now() + crm_whatsapp_message_outbound.SENDING_GRACE + timedelta(seconds=5)
+        with freeze_time(later):
+            self.send_queued()
+        self.assertEqual(len(self.sent_requests()), 1, "an interrupted send is never resent by itself")
+        self.assertEqual(message.state, "unknown")
+        self.assertIn("may have delivered", message.error_help)
+        self.assertIn("Unknown", str(message.mail_message_id.body))
+        [toast] = bus_payloads(self.env, self.salesperson, "simple_notification")
+        self.assertIn("Layla Haddad", toast["message"])
+
+        # Meta's status for the wamid Odoo never saved reconciles the message.
+        status = {"id": "wamid.SENT-OK-1", "status": "delivered", "timestamp": str(int(time.time())),
+                  "recipient_id": CUSTOMER}
+        self.store(notification(statuses=[status]))
+        self.process_all()
+        self.assertEqual((message.state, message.wamid, message.error_message),
+                         ("delivered", "wamid.SENT-OK-1", False))
+
+    def test_lost_answer_is_unknown_and_not_retried(self):
+        lead = self.customer_writes()
+
+        def accept_and_hang_up(request):
+            # Meta got the request, the connection drops before its answer reaches Odoo.
+            request.environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+            return 200, SEND_OK
+
+        self.graph.handle(MESSAGES_PATH, accept_and_hang_up)
+        self.composer(lead, body="Did it arrive?").action_send()
+        self.send_queued()
+        message = self.outbound_of(lead)
+        self.assertEqual(len(self.sent_requests()), 1, "a request Meta may have received is not retried")
+        self.assertEqual((message.state, message.wamid), ("unknown", False))
+        self.assertIn("ConnectionError", message.error_message)
+
+        # The user checked: it did not arrive. Resend is explicit.
+        self.graph.respond(MESSAGES_PATH, (200, SEND_OK))
+        message.with_user(self.salesperson).action_retry()
+        self.send_queued()
+        self.assertEqual((len(self.sent_requests()), message.state), (2, "sent"))
 
     def test_outside_the_window_only_a_template_goes_out(self):
         lead = self.customer_writes(hours_ago=30)
@@ -100,6 +232,7 @@ class TestOutbound(OutboundMixin, TransactionCase):
         composer = self.composer(lead, template_id=template)
         self.assertEqual(composer.preview, "Hello Layla Haddad, your quote Q-2026-7 is ready.")
         composer.action_send()
+        self.send_queued()
         [request] = self.sent_requests()
         self.assertEqual(request["json"], {
             "messaging_product": "whatsapp", "recipient_type": "individual", "to": CUSTOMER, "type": "template",
@@ -123,15 +256,17 @@ class TestOutbound(OutboundMixin, TransactionCase):
         throttled = send_error(130429, "Cloud API message throughput has been reached.")
         self.graph.respond(MESSAGES_PATH, throttled, throttled, (200, SEND_OK))
         self.composer(lead, body="Retry me").action_send()
+        self.send_queued()
         self.assertEqual(len(self.sent_requests()), 3)
         sent = lead.whatsapp_message_ids.filtered(lambda m: m.direction == "out")
-        self.assertEqual((sent.state, sent.wamid), ("queued", "wamid.SENT-OK-1"))
+        self.assertEqual((sent.state, sent.wamid), ("sent", "wamid.SENT-OK-1"))
 
     def test_server_errors_stop_after_three_attempts_then_retry_button(self):
         lead = self.customer_writes()
         self.graph.respond(MESSAGES_PATH, send_error(1, "Unknown error", status=503))
         self.composer(lead, body="Your quote").action_send()
-        self.assertEqual(len(self.sent_requests()), 3, "at most 3 attempts in the request path")
+        self.send_queued()
+        self.assertEqual(len(self.sent_requests()), 3, "at most 3 attempts per send")
         failed = lead.whatsapp_message_ids.filtered(lambda m: m.direction == "out")
         self.assertEqual((failed.state, failed.error_code), ("failed", 1))
         self.assertIn("Failed", str(failed.mail_message_id.body))
@@ -142,8 +277,11 @@ class TestOutbound(OutboundMixin, TransactionCase):
         self.graph.requests.clear()
         self.graph.respond(MESSAGES_PATH, (200, SEND_OK))
         failed.with_user(self.salesperson).action_retry()
+        self.assertEqual(failed.state, "queued")
+        self.assertFalse(self.sent_requests(), "a retry is queued too")
+        self.send_queued()
         self.assertEqual(self.sent_requests()[0]["json"]["text"]["body"], "Your quote")
-        self.assertEqual((failed.state, failed.wamid, failed.error_code), ("queued", "wamid.SENT-OK-1", 0))
+        self.assertEqual((failed.state, failed.wamid, failed.error_code), ("sent", "wamid.SENT-OK-1", 0))
         self.assertNotIn("Failed", str(failed.mail_message_id.body))
 
     def test_reengagement_error_is_not_retried_and_explained(self):
@@ -151,6 +289,7 @@ class TestOutbound(OutboundMixin, TransactionCase):
         sample = json.loads((SAMPLES / "whatsapp_send_error_131047.json").read_text())
         self.graph.respond(MESSAGES_PATH, (400, sample))
         self.composer(lead, body="Hello again").action_send()
+        self.send_queued()
         self.assertEqual(len(self.sent_requests()), 1, "131047 must never be retried")
         failed = lead.whatsapp_message_ids.filtered(lambda m: m.direction == "out")
         self.assertEqual((failed.state, failed.error_code), ("failed", 131047))
@@ -161,6 +300,7 @@ class TestOutbound(OutboundMixin, TransactionCase):
         lead = self.customer_writes()
         self.graph.respond(MESSAGES_PATH, (401, graph_error_body(190, "Error validating access token")))
         self.composer(lead, body="Hello").action_send()
+        self.send_queued()
         self.assertEqual(len(self.sent_requests()), 1)
         failed = lead.whatsapp_message_ids.filtered(lambda m: m.direction == "out")
         self.assertEqual(failed.error_code, 190)
@@ -174,6 +314,7 @@ class TestOutbound(OutboundMixin, TransactionCase):
             "name": "brochure.png", "raw": png, "mimetype": "image/png",
             "res_model": "crm.whatsapp.composer", "res_id": 0})
         self.composer(lead, body="Our brochure", attachment_ids=attachment).action_send()
+        self.send_queued()
         [upload] = self.graph.received(f"/{PHONE_NUMBER_ID}/media")
         self.assertEqual(upload["form"], {"messaging_product": "whatsapp", "type": "image/png"})
         self.assertEqual(upload["files"]["file"], ("brochure.png", png, "image/png"))
@@ -187,6 +328,7 @@ class TestOutbound(OutboundMixin, TransactionCase):
     def test_statuses_update_the_sent_message_in_order(self):
         lead = self.customer_writes()
         self.composer(lead, body="Status test").action_send()
+        self.send_queued()
         sent = lead.whatsapp_message_ids.filtered(lambda m: m.direction == "out")
 
         def status(state, ts, **extra):
@@ -204,6 +346,7 @@ class TestOutbound(OutboundMixin, TransactionCase):
     def test_failed_status_reaches_the_author(self):
         lead = self.customer_writes()
         self.composer(lead, body="Will fail later").action_send()
+        self.send_queued()
         sent = lead.whatsapp_message_ids.filtered(lambda m: m.direction == "out")
         payload = json.loads((SAMPLES / "whatsapp_status_failed.json").read_text())
         value = payload["entry"][0]["changes"][0]["value"]
@@ -319,6 +462,8 @@ class TestComposerOverHttp(OutboundMixin, HttpCase):
         self.make_jsonrpc_request("/web/dataset/call_kw/crm.whatsapp.composer/action_send", {
             "model": "crm.whatsapp.composer", "method": "action_send",
             "args": [composer_id], "kwargs": {"context": context}})
+        self.assertFalse(self.graph.received(MESSAGES_PATH), "the request only queued the message")
+        self.send_queued()
         [request] = self.graph.received(MESSAGES_PATH)
         self.assertEqual(request["json"]["text"]["body"], "Sent over HTTP")
         sent = self.env["crm.whatsapp.message"].search([("lead_id", "=", lead.id), ("direction", "=", "out")])

@@ -37,6 +37,16 @@ NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 CAPI_MAX_EVENTS = 1000
 CAPI_MAX_AGE_SECONDS = 7 * 24 * 3600
+# Click-to-WhatsApp conversions are attributed to the ad for this long after the click.
+CTWA_ATTRIBUTION_SECONDS = 7 * 24 * 3600
+# The event names Meta accepts with action_source "business_messaging" (others: subcode 2804066).
+MESSAGING_EVENT_NAMES = ("LeadSubmitted", "QualifiedLead", "Purchase", "InitiateCheckout", "AddToCart",
+                         "ViewContent")
+RESTRICTED_REGION_TEXT = "restrictive region"
+# Meta's error subcodes for a bad event in a Conversions API request (time, names, user data...), as
+# opposed to request-wide problems (unknown dataset: subcode 33, permissions, token) where sending
+# parts of the request cannot help.
+CAPI_EVENT_SUBCODES = range(2804000, 2805000)
 DEFAULT_TIMEOUT = 10  # seconds
 
 
@@ -127,6 +137,16 @@ def group_ga4_requests(rows, key=lambda row: row["client_id"]):
     for row in rows:
         by_client.setdefault(key(row), []).append(row)
     return [batch for client_rows in by_client.values() for batch in batched(client_rows, GA4_MAX_EVENTS)]
+
+
+def event_id(seed, dedup_key):
+    """A stable, opaque id of one funnel event (the same on every replay of it).
+
+    Meta deduplicates Conversions API events on ``event_name`` + ``event_id``; GA4
+    receives it as the ``crm_event_id`` parameter, so exports can drop replays. Derived
+    from the per-database secret ``seed``, it reveals neither the database nor the lead.
+    """
+    return hashlib.sha256(f"{seed}:{dedup_key}".encode()).hexdigest()[:32]
 
 
 def pseudonymous_client_id(seed, lead_id, created_at):
@@ -257,13 +277,14 @@ def capi_user_data(leadgen_id, email=None, phone=None):
     return user_data
 
 
-def capi_event(event_name, event_time, leadgen_id, email=None, phone=None):
+def capi_event(event_name, event_time, leadgen_id, email=None, phone=None, *, event_id):
     """One Conversions API for CRM event (a lead reaching a stage of the funnel)."""
     if not event_name:
         raise InvalidEvent("a Conversions API event needs a name")
     return {
         "event_name": event_name,
         "event_time": int(event_time),
+        "event_id": event_id,
         "action_source": "system_generated",
         "custom_data": {"event_source": "crm", "lead_event_source": "Odoo"},
         "user_data": capi_user_data(leadgen_id, email, phone),
@@ -278,3 +299,49 @@ def capi_body(events, test_event_code=None):
     if test_event_code:
         body["test_event_code"] = test_event_code
     return body
+
+
+# ----------------------------------------------------------------------
+# Meta Conversions API for Business Messaging (Click-to-WhatsApp ads)
+# ----------------------------------------------------------------------
+
+def capi_messaging_event(event_name, event_time, waba_id, ctwa_clid, *, event_id, value=None, currency=None):
+    """One business-messaging event of a conversation started from a Click-to-WhatsApp ad.
+
+    Meta attributes it to the ad through the click id; ``value`` and ``currency`` go
+    with purchases.
+    """
+    if event_name not in MESSAGING_EVENT_NAMES:
+        raise InvalidEvent(f"Meta does not accept {event_name!r} for business messaging")
+    if not (waba_id and ctwa_clid):
+        raise InvalidEvent("a business messaging event needs the WhatsApp Business Account id and the click id")
+    event = {
+        "event_name": event_name,
+        "event_time": int(event_time),
+        "event_id": event_id,
+        "action_source": "business_messaging",
+        "messaging_channel": "whatsapp",
+        "user_data": {"whatsapp_business_account_id": str(waba_id), "ctwa_clid": ctwa_clid},
+    }
+    if value is not None and currency:
+        event["custom_data"] = {"currency": currency, "value": value}
+    return event
+
+
+def capi_refusal(error):
+    """How Meta refused a Conversions API request, from its error.
+
+    ``"region"``: Meta does not take messaging events for the person's region (final,
+    for that event alone); ``"content"``: Meta refused an event of the request (a
+    Conversions API event subcode), so resending it unchanged cannot help but its
+    parts can go alone; ``None``: anything else (unknown dataset, token, permission,
+    throttling, server trouble), which concerns the whole request.
+    """
+    text = " ".join(str(part or "") for part in (
+        getattr(error, "message", ""), getattr(error, "user_message", ""))).lower()
+    if RESTRICTED_REGION_TEXT in text:
+        return "region"
+    if (getattr(error, "http_status", None) == 400 and not getattr(error, "retryable", False)
+            and getattr(error, "subcode", None) in CAPI_EVENT_SUBCODES):
+        return "content"
+    return None

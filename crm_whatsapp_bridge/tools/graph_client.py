@@ -36,13 +36,17 @@ FORM_FIELDS = "id,name,status,questions,locale"
 class GraphApiError(Exception):
     """An error answered by the Graph API, or the failure to reach it."""
 
-    def __init__(self, message, *, code=None, http_status=None, retryable=False, fbtrace_id=""):
+    def __init__(self, message, *, code=None, http_status=None, retryable=False, fbtrace_id="",
+                 subcode=None, user_message=""):
         super().__init__(message)
         self.message = message
         self.code = code
         self.http_status = http_status
         self.retryable = retryable
         self.fbtrace_id = fbtrace_id
+        self.subcode = subcode
+        # Meta's explanation for people (``error_user_title: error_user_msg``), when it gives one.
+        self.user_message = user_message
 
     @property
     def needs_admin(self):
@@ -58,24 +62,43 @@ class GraphApiError(Exception):
         return " ".join(parts)
 
 
+def _dict(value):
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value):
+    """An error code as Meta sends it (an integer), else ``None``."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value):
+    return value if isinstance(value, str) and value else None
+
+
 def error_from_response(response):
-    """Turn a non-2xx Graph response into a classified :class:`GraphApiError`."""
+    """Turn a non-2xx Graph response into a classified :class:`GraphApiError`.
+
+    Whatever the body holds (not JSON, another shape, wrong types), the answer is an error.
+    """
     try:
-        error = response.json().get("error") or {}
+        error = _dict(_dict(response.json()).get("error"))
     except ValueError:
         error = {}
-    code = error.get("code")
-    details = (error.get("error_data") or {}).get("details")
-    message = details or error.get("message") or response.reason or "Graph API error"
+    code = _number(error.get("code"))
+    details = _text(_dict(error.get("error_data")).get("details"))
+    message = details or _text(error.get("message")) or response.reason or "Graph API error"
     retryable = code in RETRYABLE_CODES or response.status_code >= 500 or response.status_code == 429
     if code in AUTH_CODES:
         retryable = False
+    user_message = ": ".join(filter(None, (_text(error.get("error_user_title")), _text(error.get("error_user_msg")))))
     return GraphApiError(
         message,
         code=code,
         http_status=response.status_code,
         retryable=retryable,
-        fbtrace_id=error.get("fbtrace_id") or "",
+        fbtrace_id=_text(error.get("fbtrace_id")) or "",
+        subcode=_number(error.get("error_subcode")),
+        user_message=user_message,
     )
 
 

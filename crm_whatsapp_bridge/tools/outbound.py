@@ -7,6 +7,11 @@ Plain Python: the models decide what to send, these functions give it Meta's sha
 import re
 from dataclasses import dataclass, field
 
+import requests
+from urllib3.exceptions import NewConnectionError
+
+from .graph_client import GraphApiError, GraphClient
+
 PLACEHOLDER_RE = re.compile(r"{{\s*([A-Za-z0-9_]+)\s*}}")
 # Template header formats whose file the salesperson gives in the composer.
 MEDIA_HEADERS = ("IMAGE", "VIDEO", "DOCUMENT")
@@ -172,3 +177,39 @@ def template_message(to, name, language, values=None, parameter_format="POSITION
     if components:
         content["components"] = components
     return _envelope(to, "template", content)
+
+
+class SendOutcomeUnknown(GraphApiError):
+    """The message request left this server but no answer came back: Meta may have accepted it.
+
+    The Cloud API has no idempotency key, so sending again could deliver the message
+    twice: such a send is never retried automatically.
+    """
+
+
+def _never_reached_meta(exc):
+    """True when the request certainly never left this server (no connection was made)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
+
+
+class CloudApiClient(GraphClient):
+    """Graph client for sending messages: a lost answer to a message request is not retried.
+
+    Throttling and temporary errors that Meta *answered* are retried as usual (Meta
+    refused the message, so nothing was delivered). A timeout or a dropped connection
+    after the request was sent is ambiguous: it raises :class:`SendOutcomeUnknown`.
+    """
+
+    def _send_once(self, method, url, **kwargs):
+        try:
+            return super()._send_once(method, url, **kwargs)
+        except GraphApiError as exc:
+            cause = exc.__cause__
+            if (method == "POST" and url.endswith("/messages")
+                    and isinstance(cause, (requests.Timeout, requests.ConnectionError))
+                    and not _never_reached_meta(cause)):
+                raise SendOutcomeUnknown(f"No answer from the Cloud API: {type(cause).__name__}") from cause
+            raise

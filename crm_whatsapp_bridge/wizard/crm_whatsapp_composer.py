@@ -130,23 +130,18 @@ class CrmWhatsappComposer(models.TransientModel):
         return messages
 
     def action_send(self):
-        """Send the message(s) through the Cloud API; failures stay visible on the messages."""
+        """Queue the message(s); they go out after this transaction commits (see ``_queue_outbound``)."""
         self.ensure_one()
         thread = self.lead_id or self.partner_id
         thread.check_access("write")
         self.account_id.check_access("read")  # a number of a company the user works for
         self._check_sendable()
         Message = self.env["crm.whatsapp.message"]
-        # Message records are only written by the system (see _create_outbound).
-        messages = Message.sudo().browse()
         for values in self._outbound_values(thread):
-            messages |= Message._create_outbound(thread, self.account_id, self.partner_id, values)
-        messages._send()
-        if any(message.state == "failed" for message in messages):
-            # The author already got a sticky toast with Meta's reason (see _send).
-            return {"type": "ir.actions.act_window_close"}
+            Message._queue_outbound(thread, self.account_id, self.partner_id, values)
+        # Failures reach the author later, as a sticky toast with Meta's reason.
         return {"type": "ir.actions.client", "tag": "display_notification", "params": {
             "type": "success", "title": _("WhatsApp"),
-            "message": _("Message sent to %s.", self.partner_id.display_name),
+            "message": _("Message to %s queued: it goes out in a moment.", self.partner_id.display_name),
             "next": {"type": "ir.actions.act_window_close"},
         }}
