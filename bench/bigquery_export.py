@@ -21,7 +21,7 @@ from odoo_bench import database_parser, open_registry
 
 from odoo import SUPERUSER_ID, api
 
-PARAMS = ("project", "dataset", "location", "key", "url", "lag_seconds", "export_text")
+PARAMS = ("project", "dataset", "location", "key", "url", "export_text")
 
 
 def serve_fake_bigquery(port_queue):
@@ -84,8 +84,7 @@ def main():
         saved = {key: params.get_param(f"crm_whatsapp_bridge.bigquery_{key}") for key in PARAMS}
         saved_token_url = params.get_param("crm_whatsapp_bridge.oauth_token_url")
         for key, value in {"project": "bench-project", "dataset": "bench", "location": "EU", "url": url,
-                           "key": service_account_key(url + "/token"), "lag_seconds": "0",
-                           "export_text": ""}.items():
+                           "key": service_account_key(url + "/token"), "export_text": ""}.items():
             params.set_param(f"crm_whatsapp_bridge.bigquery_{key}", value)
         params.set_param("crm_whatsapp_bridge.oauth_token_url", url + "/token")
         leads = api.Environment(cr, SUPERUSER_ID, {"active_test": False})["crm.lead"].search_count([])
