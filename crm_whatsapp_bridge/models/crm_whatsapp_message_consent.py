@@ -48,12 +48,14 @@ class CrmWhatsappMessage(models.Model):
                 message._consent_send_reply(reply)
 
     def _consent_send_reply(self, text):
-        """Answer this inbound message with ``text`` (the one place consent replies are sent from)."""
+        """Answer this inbound message with ``text`` (the one place consent replies are queued from).
+
+        The reply is queued: it is sent after the transaction commits, so a retried event never
+        sends it twice.
+        """
         self.ensure_one()
-        reply = self._create_outbound(self.lead_id or self.partner_id, self.account_id, self.partner_id,
-                                      {"message_type": "text", "body": text})
-        reply._send()
-        return reply
+        return self._queue_outbound(self.lead_id or self.partner_id, self.account_id, self.partner_id,
+                                    {"message_type": "text", "body": text})
 
     @api.model
     def _whatsapp_send_refusal(self, partner, account, template=None, automatic=False):

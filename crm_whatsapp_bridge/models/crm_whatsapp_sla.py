@@ -306,25 +306,10 @@ class CrmWhatsappMessage(models.Model):
     # ------------------------------------------------------------------
 
     @api.model
-    def _whatsapp_may_send_automatic(self, partner, account):
-        """Whether ``account`` may send an automatic message to ``partner``.
-
-        Extension point for consent: for now a number in Odoo's phone blacklist
-        (opted out) never gets one.
-        """
-        number = partner.whatsapp_number or partner.phone_sanitized
-        if not number:
-            return False
-        # sudo: salespeople cannot read the blacklist; only whether the number is in it is used.
-        return not self.env["phone.blacklist"].sudo().search_count([("number", "=", number)], limit=1)
-
-    @api.model
     def _whatsapp_queue_automatic(self, lead, account, partner, body):
-        """Send an automatic reply through the outbound path (the one place that sends it)."""
-        message = self._create_outbound(lead, account, partner,
-                                        {"message_type": "text", "body": body, "is_automatic": True})
-        message._send()
-        return message
+        """Queue an automatic reply on the outbound path: it is sent after this transaction commits."""
+        return self._queue_outbound(lead, account, partner,
+                                    {"message_type": "text", "body": body, "is_automatic": True})
 
     def _whatsapp_send_auto_replies(self):
         """The welcome (working hours) or away message for the conversations these messages opened."""

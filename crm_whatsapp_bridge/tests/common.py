@@ -4,6 +4,7 @@ import json
 import time
 from urllib.parse import urlencode
 
+from odoo import SUPERUSER_ID, api
 from odoo.tests import new_test_user
 
 APP_SECRET = "test-app-secret-0123456789"
@@ -99,6 +100,24 @@ class WhatsappTestMixin:
             "team_id": cls.team.id,
             "user_id": cls.salesperson.id,
         })
+
+    def send_queued(self):
+        """Run the send cron as Odoo does: in its own cursor, with its own commits.
+
+        In test mode the cursor's commits are savepoints of the test transaction and an
+        exception rolls back to the last one, like a killed worker.
+        """
+        self.env.flush_all()
+        entered = self.registry.test_cr is None
+        if entered:
+            self.registry.enter_test_mode(self.env.cr)
+        try:
+            with self.registry.cursor() as cr:
+                api.Environment(cr, SUPERUSER_ID, {})["crm.whatsapp.message"]._cron_send_outbound()
+        finally:
+            if entered:
+                self.registry.leave_test_mode()
+            self.env.invalidate_all()
 
     def store(self, payload):
         """Put a notification in the inbox the way the webhook does."""

@@ -73,7 +73,7 @@ class SharedInboxMixin(WhatsappTestMixin):
 
     def reply(self, lead, body="Yes, it is."):
         """A reply from Odoo, as the composer records it."""
-        return self.env["crm.whatsapp.message"].with_user(lead.user_id or self.amal)._create_outbound(
+        return self.env["crm.whatsapp.message"].with_user(lead.user_id or self.amal)._queue_outbound(
             lead, self.account, lead.partner_id, {"message_type": "text", "body": body})
 
     def chatter_texts(self, lead):
@@ -262,6 +262,7 @@ class TestFirstResponse(SharedInboxMixin, TransactionCase):
             first = self.customer_writes("15550200140", "Hello?")
             self.customer_writes("15550200140", "Hello again?")
         lead = first.lead_id
+        self.send_queued()
         sent = self.graph.received(MESSAGES_PATH)
         self.assertEqual(len(sent), 1)
         self.assertEqual(sent[0]["json"]["text"]["body"], "We are closed now and answer on Monday.")
@@ -279,6 +280,7 @@ class TestFirstResponse(SharedInboxMixin, TransactionCase):
             self.customer_writes("966501234567")
             self.env["phone.blacklist"].sudo().add("+966501234568")
             self.customer_writes("966501234568")
+        self.send_queued()
         sent = self.graph.received(MESSAGES_PATH)
         self.assertEqual([request["json"]["to"] for request in sent], ["966501234567"])
         self.assertEqual(sent[0]["json"]["text"]["body"], "Welcome!")

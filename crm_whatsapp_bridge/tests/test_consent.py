@@ -70,6 +70,8 @@ class TestConsent(WebhookClientMixin, WhatsappTestMixin, HttpCase):
         cls.addClassCleanup(cls.graph.__exit__, None, None, None)
         cls.setup_whatsapp(graph_url=cls.graph.url)
         cls.env["phone.blacklist"].sudo().search([]).unlink()
+        # Marketing templates are sent by users with that right (Sales Managers have it by default).
+        cls.salesperson.groups_id |= cls.env.ref("crm_whatsapp_bridge.group_whatsapp_marketing")
 
     def setUp(self):
         super().setUp()
@@ -101,7 +103,8 @@ class TestConsent(WebhookClientMixin, WhatsappTestMixin, HttpCase):
                                                         ("account_id", "=", self.account.id)])
 
     def sent_to_meta(self, path):
-        """The requests the fake Cloud API received on ``path`` (where sending is observed)."""
+        """The requests the fake Cloud API received on ``path`` once the send cron ran."""
+        self.send_queued()
         return self.graph.received(path)
 
     def replies(self):
@@ -286,6 +289,7 @@ class TestConsent(WebhookClientMixin, WhatsappTestMixin, HttpCase):
     def test_composer_refuses_marketing_without_consent_but_allows_utility_and_replies(self):
         lead = self.customer_says("Hello").lead_id
         self.customer_says("STOP")
+        self.send_queued()  # the opt-out confirmation
         self.graph.requests.clear()
         promo, receipt = self.template("spring_sale"), self.template("order_receipt", category="utility")
         composer = self.composer(lead, template_id=promo)
@@ -346,7 +350,7 @@ class TestConsent(WebhookClientMixin, WhatsappTestMixin, HttpCase):
         self.assertFalse(followup.can_send)
         self.assertIn("paused for 3 hours", followup.status_reason)
         with self.assertRaisesRegex(UserError, "Meta paused it"):
-            self.composer(lead, template_id=followup).action_send()
+            self.unchecked_composer(lead, template_id=followup.id).action_send()
         self.assertFalse(self.env["crm.whatsapp.message"]._whatsapp_may_send_automatic(
             lead.partner_id, self.account, followup))
         toasts = bus_payloads(self.env, self.admin, "simple_notification")

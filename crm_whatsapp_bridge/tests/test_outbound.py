@@ -8,7 +8,7 @@ from pathlib import Path
 
 from freezegun import freeze_time
 
-from odoo import SUPERUSER_ID, api, fields
+from odoo import fields
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import Form, HttpCase, TransactionCase, tagged
 
@@ -58,19 +58,6 @@ class OutboundMixin(WhatsappTestMixin):
     def sent_requests(self):
         return self.graph.received(MESSAGES_PATH)
 
-    def send_queued(self):
-        """Run the send cron as Odoo does: in its own cursor, with its own commits.
-
-        The registry is in test mode, so the cursor's commits are savepoints of the
-        test transaction and an exception rolls back to the last one, like a killed worker.
-        """
-        self.env.flush_all()
-        try:
-            with self.registry.cursor() as cr:
-                api.Environment(cr, SUPERUSER_ID, {})["crm.whatsapp.message"]._cron_send_outbound()
-        finally:
-            self.env.invalidate_all()
-
     def outbound_of(self, lead):
         return lead.whatsapp_message_ids.filtered(lambda m: m.direction == "out")
 
@@ -106,7 +93,7 @@ class TestOutbound(OutboundMixin, TransactionCase):
         queued = self.outbound_of(lead)
         self.assertFalse(self.sent_requests(), "nothing reaches Meta before the transaction commits")
         self.assertEqual((queued.state, queued.wamid), ("queued", False))
-        self.assertIn("Queued", str(queued.mail_message_id.body))
+        self.assertIn("Waiting to send", str(queued.mail_message_id.body))
         self.assertEqual(self.send_triggers(), triggers + 1, "the send cron is triggered in the transaction")
         self.send_queued()
         [request] = self.sent_requests()

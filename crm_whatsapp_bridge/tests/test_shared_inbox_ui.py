@@ -41,6 +41,7 @@ class TestSharedInboxUi(SharedInboxMixin, TransactionCase):
         form.canned_response_id = canned
         self.assertEqual(form.body, f"Hello {lead.partner_id.name}, this is Amal Day. How can I help?")
         form.save().action_send()
+        self.send_queued()
         [request] = self.graph.received(MESSAGES_PATH)
         self.assertEqual(request["json"]["text"]["body"],
                          f"Hello {lead.partner_id.name}, this is Amal Day. How can I help?")
@@ -91,9 +92,9 @@ class TestSharedInboxUi(SharedInboxMixin, TransactionCase):
         self.env["ir.module.module"].search([("name", "=", "crm_whatsapp_bridge")])._update_translations(ARABIC)
         lead = self.lead_of("15550200230")
         sent = self.reply(lead)
-        sent._send()
+        self.send_queued()
         entry = sent.mail_message_id
-        self.assertIn("Waiting to send", str(entry.body))
+        self.assertIn("Sent", str(entry.body))
         sent._apply_status(StatusUpdate(wamid=sent.wamid, status="read", timestamp=WEDNESDAY_10,
                                         recipient_id=sent.wa_id))
 
@@ -115,7 +116,7 @@ class TestSharedInboxUi(SharedInboxMixin, TransactionCase):
         channel = f'"crm.lead",{lead.id}]'
         self.env["bus.bus"].sudo().search([]).unlink()
         sent = self.reply(lead)
-        sent._send()
+        self.send_queued()
         sent._apply_status(StatusUpdate(wamid=sent.wamid, status="delivered", timestamp=WEDNESDAY_10,
                                         recipient_id=sent.wa_id))
         self.env.cr.precommit.run()
