@@ -6,7 +6,7 @@ from datetime import timedelta, timezone
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import SQL
+from odoo.tools import SQL, config
 
 from ..tools.analytics import (
     CAPI_MAX_AGE_SECONDS,
@@ -20,6 +20,7 @@ from ..tools.analytics import (
     ga4_body,
     group_ga4_requests,
 )
+from ..tools.cron_budget import CronBudget
 from ..tools.graph_client import DEFAULT_GRAPH_URL, GraphClient
 from .crm_inbox_event import notify_admins
 
@@ -36,7 +37,6 @@ GA4_PARALLEL_REQUESTS = 4
 CLAIM_SIZES = {"ga4": GA4_MAX_EVENTS * GA4_PARALLEL_REQUESTS, "meta": CAPI_MAX_EVENTS}
 # A call stops claiming, and starts no new request, after this long; Odoo calls it again at once
 # while events remain (ir.cron._notify_progress), so a backlog never reaches the worker limits.
-RUN_TIME_BUDGET = 10  # seconds
 PARAM = "crm_whatsapp_bridge.%s"
 # First wait (seconds) of the in-request retries; the cron's own retries take over after them.
 HTTP_BACKOFF = 0.5
@@ -182,19 +182,24 @@ class CrmAnalyticsEvent(models.Model):
 
     @api.model
     def _cron_send_queued(self):
-        """Send ready events claim by claim, committing after each claim and reporting progress."""
-        deadline = time.monotonic() + RUN_TIME_BUDGET
+        """Send ready events claim by claim within a :class:`CronBudget`, committing after each
+        claim; report progress and wake the next poll while events remain."""
+        budget = CronBudget(limit_time_cpu=config["limit_time_cpu"])
         sent = 0
         self.env.cr.commit()
-        while time.monotonic() < deadline:
-            claimed = self._send_ready(deadline)
+        while True:
+            claimed = self._send_ready(budget.unit_deadline())
             sent += claimed
             self.env.cr.commit()
-            if not claimed:
+            if not claimed or budget.exhausted():
                 break
-        self.env["ir.cron"]._notify_progress(done=sent, remaining=self._ready_count())
+        remaining = self._ready_count()
+        self.env["ir.cron"]._notify_progress(done=sent, remaining=remaining)
+        if sent and remaining:
+            self._trigger_send()
         self.env.cr.commit()
 
+    @api.model
     def _ready_domain(self):
         return SQL("state IN ('queued', 'failed') AND (next_attempt_at IS NULL OR next_attempt_at <= %s)",
                    fields.Datetime.now())

@@ -5,17 +5,21 @@ from datetime import datetime, timedelta
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
+from odoo.tools import config as odoo_config
 
 from ..tools.bigquery import (
+    JOB_WAIT_SECONDS,
     BigQueryClient,
     BigQueryError,
     BigQueryJobFailed,
+    BigQueryJobRunning,
     fetch_access_token,
     job_id,
     ndjson,
     parse_service_account_key,
 )
 from ..tools.bigquery_tables import TABLES, VIEWS, view_query
+from ..tools.cron_budget import CronBudget
 from .crm_inbox_event import notify_admins
 from .crm_lead_api import install_commit_marker, lead_rows_sql
 
@@ -24,9 +28,10 @@ _logger = logging.getLogger(__name__)
 PARAM = "crm_whatsapp_bridge.bigquery_"
 # Rows per load job: one job's NDJSON is built in memory, so this bounds the export's memory.
 JOB_ROWS = 20000
-# A cron call starts no new load job after this many seconds; the cron calls again for the rest.
-CRON_CALL_SECONDS = 20
+# A cron call waits at least this long for a load job it sent, even with its budget spent.
+MIN_JOB_WAIT_SECONDS = 2
 MAX_ID = 2**31 - 1
+CRON_XMLID = "crm_whatsapp_bridge.ir_cron_bigquery_export"
 
 # Per table: the rows after a keyset position (marker, id) up to another, in key order. The
 # marker is the commit-ordered ``cwb_txid`` (see crm_lead_api). Every query selects the row's
@@ -217,7 +222,8 @@ class CrmBigqueryExportRun(models.Model):
     @api.model
     def _cron_export(self):
         """Scheduled export: go on with the oldest queued run (or start one when none is queued)
-        for at most CRON_CALL_SECONDS of load jobs, and tell the cron whether runs are left."""
+        within a :class:`CronBudget`, and tell the cron whether runs are left (waking the next
+        poll when they are)."""
         # A cron call is short and a run writes itself after each load job: a run that has not
         # moved for ten minutes lost its worker. What it loaded is committed with its watermark.
         stale = [("state", "=", "running"), ("write_date", "<", fields.Datetime.now() - timedelta(minutes=10))]
@@ -229,9 +235,11 @@ class CrmBigqueryExportRun(models.Model):
                 return
             run = self.create({"trigger": "schedule"})
         jobs_before = run.job_count
-        run._execute(deadline=time.monotonic() + CRON_CALL_SECONDS)
-        self.env["ir.cron"]._notify_progress(done=run.job_count - jobs_before,
-                                             remaining=self.search_count([("state", "=", "queued")]))
+        run._execute(deadline=CronBudget(limit_time_cpu=odoo_config["limit_time_cpu"]).unit_deadline())
+        done, remaining = run.job_count - jobs_before, self.search_count([("state", "=", "queued")])
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+        if done and remaining:
+            self.env.ref(CRON_XMLID).sudo()._trigger()
         self._commit()
 
     def action_export_now(self):
@@ -297,8 +305,13 @@ class CrmBigqueryExportRun(models.Model):
             job = job_id(table, watermark.generation, watermark._position(),
                          (watermark.pending_marker, watermark.pending_id), watermark.pending_attempt)
             data = ndjson(_json_ready(row, self.started_at) for row in rows)
+            wait = JOB_WAIT_SECONDS if deadline is None else max(deadline - time.monotonic(), MIN_JOB_WAIT_SECONDS)
             try:
-                loaded = client.load(config["dataset"], table, schema, job, data)
+                loaded = client.load(config["dataset"], table, schema, job, data, wait_seconds=wait)
+            except BigQueryJobRunning:
+                if deadline is None:
+                    raise
+                return False  # the next call sends the same job id: 409, then waits for this job
             except BigQueryJobFailed:
                 watermark.pending_attempt += 1
                 self._commit()

@@ -1,14 +1,14 @@
 import logging
-import time
 from datetime import timedelta
 
 from markupsafe import Markup, escape
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import SQL
+from odoo.tools import SQL, config
 
 from ..tools import outbound
+from ..tools.cron_budget import CronBudget
 from ..tools.graph_client import GraphApiError
 from ..tools.payload import parse_status
 
@@ -19,7 +19,6 @@ SERVICE_WINDOW = timedelta(hours=24)
 SEND_CRON_XMLID = "crm_whatsapp_bridge.ir_cron_whatsapp_send"
 # One call of the send cron stops taking messages after this long; Odoo calls it again at once
 # while messages remain (ir.cron._notify_progress), so a backlog never reaches the worker limits.
-RUN_TIME_BUDGET = 10  # seconds
 # Seconds a message request may wait for Meta's answer (per attempt).
 SEND_TIMEOUT = 10
 # A message still "sending" this long after its send started, with no worker holding it, was
@@ -171,19 +170,24 @@ class CrmWhatsappMessage(models.Model):
 
     @api.model
     def _cron_send_outbound(self):
-        """Send queued messages one by one, each with its own commits, within the time budget."""
-        started = time.monotonic()
+        """Send queued messages one by one, each with its own commits, within a :class:`CronBudget`."""
+        budget = CronBudget(limit_time_cpu=config["limit_time_cpu"])
         self._mark_interrupted_sends()
         self.env.cr.commit()
         done = 0
-        while time.monotonic() - started < RUN_TIME_BUDGET:
+        while True:
             message = self._claim_next()
             if not message:
                 break
             message._send_claimed()
             self.env.cr.commit()
             done += 1
-        self.env["ir.cron"]._notify_progress(done=done, remaining=self._queued_count())
+            if budget.exhausted():
+                break
+        remaining = self._queued_count()
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+        if done and remaining:
+            self._trigger_send()
         self.env.cr.commit()
 
     @api.model

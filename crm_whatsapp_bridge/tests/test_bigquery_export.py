@@ -13,6 +13,7 @@ from odoo.modules.registry import Registry
 from odoo.tests import BaseCase, HttpCase, TransactionCase, get_db_name, new_test_user, tagged
 
 from ..models import crm_bigquery_export
+from ..tools import cron_budget
 from ..tools.bigquery_tables import TABLES
 from .common import WhatsappTestMixin, api_keys, read_own_transaction_as_committed
 
@@ -135,7 +136,9 @@ class TestBigQueryExport(BigQueryTestMixin, TransactionCase):
 
     def test_cron_call_stops_after_its_time_and_the_next_call_goes_on(self):
         self.patch(crm_bigquery_export, "JOB_ROWS", 10)
-        self.patch(crm_bigquery_export, "CRON_CALL_SECONDS", 0)  # every call stops after its first load job
+        # The poll's budget is spent: every call does one small unit, here one load job.
+        self.patch(cron_budget, "POLL_REAL_SECONDS", 0)
+        self.patch(cron_budget, "UNIT_SECONDS", 0)
         cron = self.env.ref("crm_whatsapp_bridge.ir_cron_bigquery_export")
         progress = self.env["ir.cron.progress"].create({"cron_id": cron.id})
         Run = self.env["crm.bigquery.export.run"].with_context(ir_cron_progress_id=progress.id)

@@ -49,6 +49,11 @@ class BigQueryJobFailed(BigQueryError):
     """BigQuery ran the load job and it failed: the same job id can never succeed."""
 
 
+class BigQueryJobRunning(BigQueryError):
+    """The load job was still running when the caller stopped waiting: sending the same job id
+    again later answers 409 and waits for that same job."""
+
+
 def parse_service_account_key(raw):
     """The key file's JSON as a dict; ValueError (with a message for admins) when it cannot serve."""
     try:
@@ -159,8 +164,9 @@ class BigQueryClient:
 
     # ------------------------------------------------------------------ load jobs
 
-    def load(self, dataset, table, schema, job, data):
-        """Run one NDJSON load job under ``job`` (its id) and wait for it; return its output rows.
+    def load(self, dataset, table, schema, job, data, wait_seconds=JOB_WAIT_SECONDS):
+        """Run one NDJSON load job under ``job`` (its id) and wait for it (at most ``wait_seconds``,
+        then :class:`BigQueryJobRunning`); return its output rows.
 
         A 409 means a job with this id ran before (a retry or a re-run after a crash): its
         outcome is the outcome of this batch, and nothing is loaded twice.
@@ -186,7 +192,7 @@ class BigQueryClient:
                                  headers={"Content-Type": f"multipart/related; boundary={boundary}"},
                                  expected=(200, 409))
         resource = response.json() if response.status_code == 200 else self.get_job(job)
-        return self.wait(resource)
+        return self.wait(resource, wait_seconds)
 
     def get_job(self, job):
         return self._request("GET", f"/jobs/{job}", params={"location": self.location}).json()
@@ -197,7 +203,7 @@ class BigQueryClient:
         job = resource["jobReference"]["jobId"]
         while resource.get("status", {}).get("state") != "DONE":
             if time.monotonic() > deadline:
-                raise BigQueryError(f"Load job {job} still running after {timeout} s", retryable=True)
+                raise BigQueryJobRunning(f"Load job {job} still running after {timeout:.0f} s", retryable=True)
             time.sleep(self.poll_interval)
             resource = self.get_job(job)
         status = resource["status"]

@@ -107,6 +107,13 @@ class CronBudget:
         left = min(max(self.deadline - self._unit_started, 0.0), UNIT_SECONDS)
         return max(1, min(size, int(left / seconds_per_item) if seconds_per_item else size))
 
+    def unit_deadline(self):
+        """A ``time.monotonic()`` deadline for work that checks the clock itself: this call's,
+        or :data:`UNIT_SECONDS` from now once the poll's budget is spent (one small unit)."""
+        if self.spent_at_start:
+            return time.monotonic() + UNIT_SECONDS
+        return self.deadline
+
     def done(self, items):
         """Record that the unit started by :meth:`unit` handled ``items`` items."""
         self._items += items
