@@ -1,5 +1,10 @@
+import re
+
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import SQL
+
+from odoo.addons.phone_validation.models.mail_thread_phone import PHONE_REGEX_PATTERN
 
 
 class ResPartner(models.Model):
@@ -13,34 +18,113 @@ class ResPartner(models.Model):
         help="The E.164 number this contact writes from on WhatsApp.")
 
     @api.model
-    def _whatsapp_find_or_create(self, e164, profile_name):
-        """The contact who writes from ``e164``, created from the WhatsApp profile if none.
+    def _whatsapp_find_or_create(self, profiles):
+        """The contact of each WhatsApp number, created from its profile name if none.
 
-        A contact already linked to the number wins; otherwise one whose phone or
-        mobile is that number (whatever its formatting) is linked to it.
+        :param dict profiles: ``{E.164 number: WhatsApp profile name}``
+        :return: ``{E.164 number: res.partner}``
+
+        A contact already linked to the number wins; otherwise a contact whose phone or
+        mobile is that number (whatever its formatting, see :meth:`_match_phone_numbers`)
+        is linked to it. The missing contacts are created with one ``create``.
         """
-        partner = self.search([("whatsapp_number", "=", e164)], order="id", limit=1)
-        if not partner:
-            partner = self.search([("phone_sanitized", "=", e164)], order="is_company, id", limit=1)
-            if partner:
-                partner.whatsapp_number = e164
-        if not partner:
-            partner = self.with_context(mail_create_nolog=True).create(
-                {"name": profile_name or e164, "phone": e164, "whatsapp_number": e164})
-        return partner
+        found = {}
+        for partner in self.search([("whatsapp_number", "in", list(profiles))], order="id desc"):
+            found[partner.whatsapp_number] = partner  # the oldest wins
+        by_phone = self._match_phone_numbers([number for number in profiles if number not in found])
+        for number, partner in by_phone.items():
+            if not partner.whatsapp_number:
+                partner.whatsapp_number = number
+        found.update(by_phone)
+        missing = [number for number in profiles if number not in found]
+        created = self.with_context(mail_create_nolog=True).create([
+            self._whatsapp_new_partner_values(number, profiles[number]) for number in missing])
+        found.update(zip(missing, created, strict=True))
+        return found
 
     @api.model
-    def _meta_find_or_create(self, email, e164, values):
-        """The contact with this email (first) or phone number, created from ``values`` if none."""
-        partner = self.browse()
-        if email:
-            partner = self.search([("email_normalized", "=", email)], order="is_company, id", limit=1)
-        if not partner and e164:
-            partner = self.search([("phone_sanitized", "=", e164)], order="is_company, id", limit=1)
-        if not partner:
-            partner = self.with_context(mail_create_nolog=True).create(
-                dict(values, email=email or False, phone=e164 or False))
-        return partner
+    def _whatsapp_new_partner_values(self, e164, profile_name):
+        """Values of the contact created for a new WhatsApp number (extension point)."""
+        return {"name": profile_name or e164, "phone": e164, "whatsapp_number": e164}
+
+    @api.model
+    def _match_phone_numbers(self, numbers):
+        """Existing contacts for E.164 ``numbers``, in two queries whatever their count.
+
+        A contact matches when its sanitized number (``phone_sanitized``: the mobile
+        if it has one, else the phone) is the number, or when its phone *or* its
+        mobile is the number written with any formatting, as Odoo's own
+        ``phone_mobile_search`` finds it (``+`` or ``00`` prefix, spaces, dots,
+        dashes, brackets stripped; the same expression, so the same indexes).
+        Companies come after people, then the oldest first.
+
+        :return: ``{number: res.partner}`` for the numbers that have a contact
+        """
+        numbers = [number for number in dict.fromkeys(numbers) if number]
+        if not numbers:
+            return {}
+        variants = {number: {number, "00" + number.lstrip("+")} for number in numbers}
+        formatted = [variant for number_variants in variants.values() for variant in number_variants]
+        self.flush_model(["phone", "mobile", "phone_sanitized"])
+        self.env.cr.execute(SQL(
+            """SELECT id FROM res_partner
+                WHERE phone_sanitized = ANY(%(numbers)s)
+                   OR (phone IS NOT NULL AND %(phone)s = ANY(%(formatted)s))
+                   OR (mobile IS NOT NULL AND %(mobile)s = ANY(%(formatted)s))""",
+            numbers=numbers, formatted=formatted,
+            phone=self._phone_search_expression("phone"), mobile=self._phone_search_expression("mobile")))
+        candidates = self.search([("id", "in", [row[0] for row in self.env.cr.fetchall()])],
+                                 order="is_company, id")
+        found = {}
+        for partner in candidates:
+            stripped = {re.sub(PHONE_REGEX_PATTERN, "", value or "") for value in (partner.phone, partner.mobile)}
+            for number in numbers:
+                if number not in found and (partner.phone_sanitized == number or stripped & variants[number]):
+                    found[number] = partner
+        return found
+
+    @api.model
+    def _phone_search_expression(self, column):
+        """The digits-only expression of ``phone_mobile_search`` (and of its indexes) on a column."""
+        return SQL("regexp_replace((%s::text), %s::text, ''::text, 'g'::text)",
+                   SQL.identifier("res_partner", column), PHONE_REGEX_PATTERN)
+
+    @api.model
+    def _meta_find_or_create(self, people):
+        """The contact of each Lead Ads person, found by email (first) or phone, else created.
+
+        :param list people: ``(email, e164, values)`` triples, in order; ``values``
+            are the new contact's values
+        :return: a list of res.partner (empty record for a person with neither email
+            nor phone), in the order of ``people``
+
+        Two people of the list sharing an email or a number get one contact (the first
+        one's values), as if they had been handled one after the other.
+        """
+        emails = [email for email, _e164, _values in people if email]
+        by_email = {}
+        if emails:
+            for partner in self.search([("email_normalized", "in", emails)], order="is_company desc, id desc"):
+                by_email[partner.email_normalized] = partner  # people first, then the oldest
+        by_phone = self._match_phone_numbers([e164 for email, e164, _values in people if e164])
+        new_values, result = [], []
+        new_by_key = {}
+        for email, e164, values in people:
+            partner = (email and by_email.get(email)) or (e164 and by_phone.get(e164)) or None
+            if partner is None and (email or e164):
+                index = new_by_key.get(("email", email)) if email else None
+                if index is None and e164:
+                    index = new_by_key.get(("phone", e164))
+                if index is None:
+                    index = len(new_values)
+                    new_values.append(dict(values, email=email or False, phone=e164 or False))
+                for key in (("email", email), ("phone", e164)):
+                    if key[1]:
+                        new_by_key.setdefault(key, index)
+                partner = index
+            result.append(partner if partner is not None else self.browse())
+        created = self.with_context(mail_create_nolog=True).create(new_values)
+        return [created[entry] if isinstance(entry, int) else entry for entry in result]
 
     def action_whatsapp_compose(self):
         """Open the WhatsApp composer for this contact."""
