@@ -37,7 +37,7 @@ class InboxItem:
     """One prepared event of a batch (see :meth:`CrmInboxEvent._process`).
 
     :param event: the ``crm.inbox.event`` record
-    :param customer: key grouping the events of one customer (batch order, isolation)
+    :param customer: key grouping the events of one customer (isolation of a failure)
     :param lock_keys: advisory lock keys of the customer (E.164 number, email...)
     :param data: what the handler's apply step needs (parsed message, account, media...)
     :param done_values: set when there is nothing to write (already processed): the
@@ -232,7 +232,6 @@ class CrmInboxEvent(models.Model):
            :meth:`_dispatch`, each in its own savepoint.
         5. :meth:`_after_chunk`, once, with the events done (one toast per lead).
         """
-        # Customers are handled in a stable order (customer key, then arrival).
         dead = self.browse()
         items = []
         for handler, events in self._group_by_handler().items():
@@ -242,7 +241,7 @@ class CrmInboxEvent(models.Model):
                 dead |= failed
             else:
                 dead |= events._process_one_by_one()
-        items.sort(key=lambda item: (item.customer, item.event.id))
+        items.sort(key=lambda item: item.event.id)  # arrival order
         self._lock_customers(key for item in items for key in item.lock_keys)
         dead |= self._apply_isolated(items)
         # Toasts go out once per lead for the whole chunk, and only for what was kept.
