@@ -11,7 +11,8 @@ is installed (it creates its own WhatsApp number and removes what it created)::
 Every mode gets the same workload: ``--events`` text messages spread over ``--senders``
 customers, stored in the inbox exactly as the webhook stores them. Customers are new,
 or with ``--existing`` they already have a contact and an open lead (created before the
-clock starts).
+clock starts). The salesperson is the admin user, notified in Odoo's inbox (or by email
+with ``--notification email``: the emails are then queued, rendered but not sent).
 
 * ceiling: what Odoo itself needs for the same result, done directly with the ORM per
   chunk of ``--chunk`` events: find the contacts and open leads of the chunk, create the
@@ -29,6 +30,7 @@ It prints messages/s for each mode, ``addon / ceiling`` (and ``addon / naive``),
 growth of the process's resident memory during each drain.
 """
 
+import contextlib
 import importlib
 import time
 import uuid
@@ -38,8 +40,10 @@ from odoo_bench import database_parser, drain_inbox, open_registry
 
 from odoo import SUPERUSER_ID, api
 
-# Filled in by main(): the addon is importable only once Odoo knows its addons path.
-payload = None
+
+def payload_module():
+    """The addon's payload parser (importable only once Odoo knows its addons path)."""
+    return importlib.import_module("odoo.addons.crm_whatsapp_bridge.tools.payload")
 
 
 def sender_numbers(senders, tag):
@@ -62,7 +66,7 @@ def store(env, phone_number_id, messages):
             "metadata": {"phone_number_id": phone_number_id},
             "contacts": [{"profile": {"name": f"Bench {m['from']}"}, "wa_id": m["from"]} for m in messages],
             "messages": messages}}]}]}
-    return env["crm.inbox.event"]._store_events("whatsapp", payload.split_notification(notification))
+    return env["crm.inbox.event"]._store_events("whatsapp", payload_module().split_notification(notification))
 
 
 def rss_mb():
@@ -98,7 +102,7 @@ def ceiling_drain(registry, phone_number_id, chunk):
             if not events:
                 return done
             account = env["crm.whatsapp.account"].search([("phone_number_id", "=", phone_number_id)])
-            messages = [payload.parse_message(event.payload) for event in events]
+            messages = [payload_module().parse_message(event.payload) for event in events]
             numbers = {"+" + message.wa_id: message.profile_name for message in messages}
             partners = {p.phone_sanitized: p for p in env["res.partner"].search(
                 [("phone_sanitized", "in", list(numbers))])}
@@ -133,7 +137,7 @@ def naive_drain(registry, phone_number_id):
                 [("state", "=", "pending"), ("channel_ref", "=", phone_number_id)], order="id", limit=1)
             if not event:
                 return done
-            message = payload.parse_message(event.payload)
+            message = payload_module().parse_message(event.payload)
             account = env["crm.whatsapp.account"].search([("phone_number_id", "=", phone_number_id)])
             e164 = "+" + message.wa_id
             partner = env["res.partner"].search([("phone", "=", e164)], limit=1) or env["res.partner"].create(
@@ -159,53 +163,21 @@ def naive_drain(registry, phone_number_id):
 MODES = {"naive": "40", "ceiling": "41", "addon": "42"}
 
 
-def main():
-    parser = database_parser(__doc__)
-    parser.add_argument("--events", type=int, default=600)
-    parser.add_argument("--senders", type=int, default=60)
-    parser.add_argument("--chunk", type=int, default=50)
-    parser.add_argument("--existing", action="store_true",
-                        help="the senders already have a contact and an open lead")
-    parser.add_argument("--modes", default="ceiling,addon",
-                        help="comma-separated, run in this order: ceiling, addon, naive")
-    args = parser.parse_args()
-    modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
-    if not modes or set(modes) - set(MODES):
-        parser.error(f"--modes takes {', '.join(MODES)}")
-    registry = open_registry(args)
-    global payload
-    payload = importlib.import_module("odoo.addons.crm_whatsapp_bridge.tools.payload")
+@contextlib.contextmanager
+def bench_number(registry, notification="inbox"):
+    """A WhatsApp number of its own for the run, whose salesperson (the admin) is notified by
+    ``notification``; yields ``(account id, phone number id)``, then removes what the run made."""
     phone_number_id = f"88{uuid.uuid4().int % 10**12:012d}"
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
         salesperson = env.ref("base.user_admin")
+        previous_notification = salesperson.notification_type
+        salesperson.notification_type = notification
         account_id = env["crm.whatsapp.account"].create({
             "name": "Drain bench", "phone_number_id": phone_number_id, "access_token": "x",
             "user_id": salesperson.id, "team_id": env["crm.team"].search([], limit=1).id}).id
-    drains = {
-        "naive": lambda: naive_drain(registry, phone_number_id),
-        "ceiling": lambda: ceiling_drain(registry, phone_number_id, args.chunk),
-        "addon": lambda: drain_inbox(registry, args.chunk),
-    }
-    results = {}
     try:
-        for name in modes:
-            with registry.cursor() as cr:
-                env = api.Environment(cr, SUPERUSER_ID, {})
-                if args.existing:
-                    create_existing_customers(
-                        env, env["crm.whatsapp.account"].browse(account_id), args.senders, MODES[name])
-                stored = store(env, phone_number_id, workload(args.events, args.senders, MODES[name]))
-            rss_before = rss_mb()
-            start = time.perf_counter()
-            processed = drains[name]()
-            elapsed = time.perf_counter() - start
-            results[name] = processed / elapsed
-            print(f"{name:>8}: {processed} of {stored} events in {elapsed:.2f} s -> {results[name]:.1f} messages/s,"
-                  f" RSS {rss_before:.0f} -> {rss_mb():.0f} MB", flush=True)
-        for reference in ("ceiling", "naive"):
-            if "addon" in results and reference in results:
-                print(f"   ratio: addon / {reference} = {results['addon'] / results[reference]:.2f}x")
+        yield account_id, phone_number_id
     finally:
         with registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {"active_test": False})
@@ -217,6 +189,54 @@ def main():
             leads.unlink()
             partners.unlink()
             env["crm.whatsapp.account"].browse(account_id).unlink()
+            env.ref("base.user_admin").notification_type = previous_notification
+
+
+def run_mode(registry, name, number, events, senders, chunk=50, existing=False):
+    """Store the workload of mode ``name`` and drain it; print and return messages/s."""
+    account_id, phone_number_id = number
+    drain = {
+        "naive": lambda: naive_drain(registry, phone_number_id),
+        "ceiling": lambda: ceiling_drain(registry, phone_number_id, chunk),
+        "addon": lambda: drain_inbox(registry, chunk),
+    }[name]
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        if existing:
+            create_existing_customers(env, env["crm.whatsapp.account"].browse(account_id), senders, MODES[name])
+        stored = store(env, phone_number_id, workload(events, senders, MODES[name]))
+    rss_before = rss_mb()
+    start = time.perf_counter()
+    processed = drain()
+    elapsed = time.perf_counter() - start
+    rate = processed / elapsed
+    print(f"{name:>8}: {processed} of {stored} events in {elapsed:.2f} s -> {rate:.1f} messages/s,"
+          f" RSS {rss_before:.0f} -> {rss_mb():.0f} MB", flush=True)
+    return rate
+
+
+def main():
+    parser = database_parser(__doc__)
+    parser.add_argument("--events", type=int, default=600)
+    parser.add_argument("--senders", type=int, default=60)
+    parser.add_argument("--chunk", type=int, default=50)
+    parser.add_argument("--existing", action="store_true",
+                        help="the senders already have a contact and an open lead")
+    parser.add_argument("--notification", choices=("inbox", "email"), default="inbox",
+                        help="how the salesperson (the admin user, restored afterwards) is notified")
+    parser.add_argument("--modes", default="ceiling,addon",
+                        help="comma-separated, run in this order: ceiling, addon, naive")
+    args = parser.parse_args()
+    modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
+    if not modes or set(modes) - set(MODES):
+        parser.error(f"--modes takes {', '.join(MODES)}")
+    registry = open_registry(args)
+    with bench_number(registry, args.notification) as number:
+        results = {name: run_mode(registry, name, number, args.events, args.senders, args.chunk, args.existing)
+                   for name in modes}
+    for reference in ("ceiling", "naive"):
+        if "addon" in results and reference in results:
+            print(f"   ratio: addon / {reference} = {results['addon'] / results[reference]:.2f}x")
 
 
 if __name__ == "__main__":

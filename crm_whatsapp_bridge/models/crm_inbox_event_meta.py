@@ -64,15 +64,19 @@ class CrmInboxEvent(models.Model):
         """One toast per lead for webhook leads; one summary per salesperson for back-filled ones."""
         super()._after_chunk(done_events)
         leadgen = done_events.filtered(lambda e: e.source == "meta" and e.event_type == "leadgen" and e.lead_id)
-        backfilled = leadgen.filtered(lambda e: (e.payload or {}).get("lead"))
-        for lead in (leadgen - backfilled).lead_id:
-            count = len(leadgen.filtered(lambda e, lead=lead: e.lead_id == lead))
+        answers_per_lead, recovered_per_user = {}, {}
+        for event in leadgen:
+            if (event.payload or {}).get("lead"):
+                if event.lead_id.user_id:
+                    recovered_per_user[event.lead_id.user_id] = recovered_per_user.get(event.lead_id.user_id, 0) + 1
+            else:
+                answers_per_lead[event.lead_id] = answers_per_lead.get(event.lead_id, 0) + 1
+        for lead, count in answers_per_lead.items():
             name = lead.partner_id.name or lead.contact_name or lead.name
             text = (_("New Lead Ads answers from %s", name) if count == 1
                     else _("%(count)s new Lead Ads answers from %(name)s", count=count, name=name))
             lead._send_lead_toast(_("Lead Ads"), text)
-        for user in backfilled.lead_id.user_id:
-            count = len(backfilled.filtered(lambda e, user=user: e.lead_id.user_id == user))
+        for user, count in recovered_per_user.items():
             user._bus_send("simple_notification", {
                 "type": "info",
                 "title": _("Lead Ads"),

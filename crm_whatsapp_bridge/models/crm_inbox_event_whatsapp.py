@@ -5,6 +5,7 @@ from odoo import _, api, fields, models
 
 from ..tools.payload import parse_message, parse_status
 from .crm_inbox_event import InboxDeadLetter, InboxItem, InboxRetryLater
+from .crm_lead_analytics import CONVERSATION_WINDOW
 
 _logger = logging.getLogger(__name__)
 
@@ -87,9 +88,17 @@ class CrmInboxEvent(models.Model):
 
     @api.model
     def _whatsapp_after_inbound(self, wa_messages):
-        """Follow-ups of recorded inbound messages (in the batch's savepoint): analytics events."""
-        for wa_message in wa_messages.filtered("lead_id"):
-            wa_message.lead_id._analytics_whatsapp_message_received(wa_message)
+        """Follow-ups of recorded inbound messages (in the batch's savepoint): analytics events.
+
+        Only a message that may open a conversation is checked: the first of its lead
+        in the batch, or one after more than a conversation window of silence.
+        """
+        previous = {}
+        for wa_message in wa_messages.filtered("lead_id").sorted(lambda m: (m.message_date, m.id)):
+            last = previous.get(wa_message.lead_id)
+            if last is None or wa_message.message_date - last > CONVERSATION_WINDOW:
+                wa_message.lead_id._analytics_whatsapp_message_received(wa_message)
+            previous[wa_message.lead_id] = wa_message.message_date
 
     def _after_chunk(self, done_events):
         super()._after_chunk(done_events)

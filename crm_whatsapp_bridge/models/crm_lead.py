@@ -71,8 +71,9 @@ class CrmLead(models.Model):
                 latest_needed.append((key, partner, account))
         # The first WhatsApp message, posted right after, is what tells the salesperson:
         # skip the separate "lead created" log and "you have been assigned" notice.
+        source = self.env.ref("crm_whatsapp_bridge.utm_source_whatsapp")
         created = self.with_context(mail_create_nolog=True, mail_auto_subscribe_no_notify=True).create(
-            [values for _key, values in to_create])
+            [dict({"source_id": source.id}, **values) for _key, values in to_create])
         result.update(zip([key for key, _values in to_create], created, strict=True))
         latest = self._whatsapp_latest_leads(self.env["res.partner"].union(*(p for _k, p, _a in latest_needed)))
         for key, partner, account in latest_needed:
@@ -113,12 +114,14 @@ class CrmLead(models.Model):
 
     @api.model
     def _whatsapp_new_lead_values(self, partner, account, message):
-        """Values of a new WhatsApp lead opened by ``message`` (extension point: assignment rules)."""
+        """Values of a new WhatsApp lead opened by ``message`` (extension point: assignment rules).
+
+        The UTM source *WhatsApp* is added by the caller unless these values set another.
+        """
         values = {
             "name": _("WhatsApp: %s", message.profile_name or partner.name),
             "partner_id": partner.id,
             "whatsapp_account_id": account.id,
-            "source_id": self.env.ref("crm_whatsapp_bridge.utm_source_whatsapp").id,
             "user_id": account.user_id.id,
             "company_id": account.company_id.id,
         }

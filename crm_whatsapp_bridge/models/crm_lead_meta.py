@@ -77,10 +77,18 @@ class CrmLead(models.Model):
         e164 = to_e164(raw_phone, country.code) if raw_phone else None
         email = email_normalize(mapped.values.get("email") or "") or False
         name = mapped.values.get("contact_name") or email or e164 or _("Lead Ads lead %s", meta_lead.leadgen_id)
+        refs = cache.setdefault("refs", {})  # UTM source and medium records, read once per batch
+        source_xmlid = ("crm_whatsapp_bridge.utm_source_instagram" if meta_lead.is_instagram
+                        else "utm.utm_source_facebook")
+        medium_xmlid = ("crm_whatsapp_bridge.utm_medium_lead_form_organic" if meta_lead.is_organic
+                        else "crm_whatsapp_bridge.utm_medium_lead_ad")
+        for xmlid in (source_xmlid, medium_xmlid):
+            if xmlid not in refs:
+                refs[xmlid] = self.env.ref(xmlid)
         return {
             "page": page, "form": form, "labels": labels, "meta_lead": meta_lead, "lead_object": lead_object,
             "mapped": mapped, "country": country, "raw_phone": raw_phone, "e164": e164, "email": email,
-            "name": name,
+            "name": name, "source": refs[source_xmlid], "medium": refs[medium_xmlid],
         }
 
     @api.model
@@ -187,10 +195,8 @@ class CrmLead(models.Model):
             "country_id": country.id or False,
             "user_id": page.user_id.id,
             "company_id": page.company_id.id,
-            "source_id": self.env.ref("crm_whatsapp_bridge.utm_source_instagram" if meta_lead.is_instagram
-                                      else "utm.utm_source_facebook").id,
-            "medium_id": self.env.ref("crm_whatsapp_bridge.utm_medium_lead_form_organic" if meta_lead.is_organic
-                                      else "crm_whatsapp_bridge.utm_medium_lead_ad").id,
+            "source_id": sub["source"].id,
+            "medium_id": sub["medium"].id,
         }
         # The contact's own data wins; the form's answer fills what the contact lacks.
         if email and not partner.email:
