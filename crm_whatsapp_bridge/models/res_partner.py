@@ -13,6 +13,8 @@ class ResPartner(models.Model):
     _name = "res.partner"
     _inherit = ["mail.thread.phone", "res.partner"]
 
+    # Indexed: every inbox chunk looks its customers up by sanitized number (see _match_phone_numbers).
+    phone_sanitized = fields.Char(index="btree_not_null")
     whatsapp_number = fields.Char(
         "WhatsApp Number", index="btree_not_null", copy=False, readonly=True,
         help="The E.164 number this contact writes from on WhatsApp.")
