@@ -247,7 +247,8 @@ class CrmInboxEvent(models.Model):
         # Toasts go out once per lead for the whole chunk, and only for what was kept.
         self._after_chunk(self.filtered(lambda event: event.state == "done"))
         if dead:
-            dead._notify_admins_dead()
+            # Admins notified by email get it through the mail queue, like every email of the cron.
+            dead.with_context(mail_notify_force_send=False)._notify_admins_dead()
 
     def _group_by_handler(self):
         """Events by ``(source, event_type)``, in arrival order."""
