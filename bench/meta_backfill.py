@@ -17,6 +17,12 @@ The back-fill runs as the back-fill cron does: read page after page and store th
 leads in the inbox (one INSERT and one commit per page), then the inbox cron drains
 them in READ COMMITTED chunks of 50. It prints the time of each phase and leads/s
 from the first Graph call to the last lead created.
+
+In the same run, ``inbox_drain.py``'s *ceiling* (Odoo's own batched ORM work: a contact,
+a lead and a ``message_post`` per message, creates batched by 50) drains ``--ceiling-events``
+WhatsApp messages of new customers (default: as many as leads), and the back-fill's rate
+is printed against it (``back-fill / ceiling``). The salesperson is the admin user,
+notified in Odoo's inbox (``--notification email``: by email, queued).
 """
 
 import importlib
@@ -27,6 +33,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from inbox_drain import bench_number, run_mode
 from odoo_bench import database_parser, drain_inbox, open_registry
 
 from odoo import SUPERUSER_ID, api, fields
@@ -61,6 +68,8 @@ def main():
     parser = database_parser(__doc__)
     parser.add_argument("--leads", type=int, default=5000)
     parser.add_argument("--chunk", type=int, default=50)
+    parser.add_argument("--ceiling-events", type=int, help="messages for the ceiling run (default: --leads)")
+    parser.add_argument("--notification", choices=("inbox", "email"), default="inbox")
     args = parser.parse_args()
     registry = open_registry(args)
     fake_graph = load_fake_graph()
@@ -72,6 +81,9 @@ def main():
         env = api.Environment(cr, SUPERUSER_ID, {})
         previous_url = env["ir.config_parameter"].get_param(GRAPH_URL_PARAM)
         env["ir.config_parameter"].set_param(GRAPH_URL_PARAM, server.url)
+        salesperson = env.ref("base.user_admin")
+        previous_notification = salesperson.notification_type
+        salesperson.notification_type = args.notification
         page = env["crm.meta.page"].create({
             "name": "Back-fill bench", "page_id": page_id, "access_token": "bench-token",
             "user_id": env.ref("base.user_admin").id, "team_id": env["crm.team"].search([], limit=1).id})
@@ -93,7 +105,12 @@ def main():
               f"{fetched_at - start:.2f} s -> {counts['fetched'] / (fetched_at - start):.0f} leads/s")
         print(f"processing:   {processed} inbox events in {end - fetched_at:.2f} s -> "
               f"{processed / (end - fetched_at):.1f} leads/s")
-        print(f"back-fill:    {created} leads created in {end - start:.2f} s -> {created / (end - start):.1f} leads/s")
+        rate = created / (end - start)
+        print(f"back-fill:    {created} leads created in {end - start:.2f} s -> {rate:.1f} leads/s", flush=True)
+        events = args.ceiling_events or args.leads
+        with bench_number(registry, args.notification) as number:
+            ceiling = run_mode(registry, "ceiling", number, events, events, args.chunk)
+        print(f"   ratio: back-fill / ceiling = {rate / ceiling:.2f}x")
     finally:
         server.__exit__(None, None, None)
         with registry.cursor() as cr:
@@ -105,6 +122,7 @@ def main():
             leads.unlink()
             partners.unlink()
             env["crm.meta.page"].browse(page_db_id).unlink()
+            env.ref("base.user_admin").notification_type = previous_notification
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 import json
 import logging
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import timedelta
 
 from psycopg2 import errors as pg_errors
@@ -25,6 +27,25 @@ class InboxDeadLetter(Exception):
 
 class InboxRetryLater(Exception):
     """An event that arrived before what it refers to: try again later, without counting an attempt."""
+
+
+@dataclass
+class InboxItem:
+    """One prepared event of a batch (see :meth:`CrmInboxEvent._process`).
+
+    :param event: the ``crm.inbox.event`` record
+    :param customer: key grouping the events of one customer (isolation of a failure)
+    :param lock_keys: advisory lock keys of the customer (E.164 number, email...)
+    :param data: what the handler's apply step needs (parsed message, account, media...)
+    :param done_values: set when there is nothing to write (already processed): the
+        values written on the event
+    """
+
+    event: object
+    customer: str = ""
+    lock_keys: tuple = ()
+    data: dict = dataclass_field(default_factory=dict)
+    done_values: dict = None
 
 
 def notify_admins(env, posts, title, message):
@@ -208,29 +229,151 @@ class CrmInboxEvent(models.Model):
         return self.browse(row[0] for row in self.env.cr.fetchall())
 
     def _process(self):
-        """Process claimed events, each in its own savepoint so a failure stays alone."""
-        # Customers are locked in a stable order (sender, then arrival) so that two
-        # workers holding several customer locks can never wait on each other in a cycle.
+        """Process claimed events as one batch; a failing event fails alone.
+
+        The steps are small methods, the extension points of the pipeline:
+
+        1. :meth:`_batch_prepare`: for each handler with a batch implementation
+           (``_batch_prepare_<source>_<type>``), read what the events need without
+           writing anything (payload, receiving number or page, Graph reads, media
+           downloads, already-processed checks) into :class:`InboxItem` objects. An
+           event failing here is recorded as failed at once, alone.
+        2. :meth:`_lock_customers`: one advisory lock per customer key of the chunk,
+           in sorted order, so two workers never handle the same customer at once and
+           never wait on each other in a cycle.
+        3. :meth:`_apply_isolated`: the writes of all prepared items in one savepoint
+           (``_batch_apply_<source>_<type>``: contacts, leads, messages, chatter, with
+           one ``create([...])`` per model). If that fails, the items are retried per
+           customer, then per event, each in its own savepoint: only the failing event
+           is recorded as failed.
+        4. Events without a batch handler (WhatsApp statuses) run through
+           :meth:`_dispatch`, each in its own savepoint.
+        5. :meth:`_after_chunk`, once, with the events done (one toast per lead).
+        """
+        dead = self.browse()
+        items = []
+        for handler, events in self._group_by_handler().items():
+            if self._batch_method("prepare", handler):
+                prepared, failed = events._batch_prepare(handler)
+                items += prepared
+                dead |= failed
+            else:
+                dead |= events._process_one_by_one()
+        items.sort(key=lambda item: item.event.id)  # arrival order
+        self._lock_customers(key for item in items for key in item.lock_keys)
+        dead |= self._apply_isolated(items)
+        # Toasts go out once per lead for the whole chunk, and only for what was kept.
+        self._after_chunk(self.filtered(lambda event: event.state == "done"))
+        if dead:
+            # Admins notified by email get it through the mail queue, like every email of the cron.
+            dead.with_context(mail_notify_force_send=False)._notify_admins_dead()
+
+    def _group_by_handler(self):
+        """Events by ``(source, event_type)``, in arrival order."""
+        groups = {}
+        for event in self.sorted("id"):
+            groups.setdefault((event.source, event.event_type), self.browse())
+            groups[(event.source, event.event_type)] |= event
+        return groups
+
+    @api.model
+    def _batch_method(self, step, handler):
+        """The batch implementation ``_batch_<step>_<source>_<type>`` of a handler, or None."""
+        return getattr(self, "_batch_{}_{}_{}".format(step, *handler), None)
+
+    def _batch_prepare(self, handler):
+        """Prepare these events (all of one handler) for the batch; return ``(items, failed events)``.
+
+        ``_batch_prefetch_<source>_<type>`` (optional, on the whole recordset) reads
+        what all events share in a few queries and returns a dict; then
+        ``_batch_prepare_<source>_<type>(shared)`` runs on each event and returns its
+        :class:`InboxItem`, or raises to fail that event alone.
+        """
+        prefetch = self._batch_method("prefetch", handler)
+        shared = prefetch() if prefetch else {}
+        items, dead = [], self.browse()
+        for event in self:
+            try:
+                items.append(getattr(event, "_batch_prepare_{}_{}".format(*handler))(shared))
+            except Exception as exc:  # noqa: BLE001 - one bad event must not stop the batch
+                if event._record_failure(exc):
+                    dead |= event
+        return items, dead
+
+    def _process_one_by_one(self):
+        """Run :meth:`_dispatch` on each event in its own savepoint; return the dead ones."""
         dead = self.browse()
         for event in self.sorted(lambda e: (e.sender or "", e.id)):
             try:
                 with self.env.cr.savepoint():
-                    values = event._dispatch() or {}
-                    event.write(dict(values, state="done", processed_at=fields.Datetime.now(),
-                                     last_error=False, next_attempt_at=False))
+                    event._mark_done(event._dispatch() or {})
             except Exception as exc:  # noqa: BLE001 - one bad event must not stop the batch
                 if event._record_failure(exc):
                     dead |= event
-        # Toasts go out once per lead for the whole chunk, and only for what was kept.
-        self._after_chunk(self.filtered(lambda event: event.state == "done"))
-        if dead:
-            dead._notify_admins_dead()
+        return dead
+
+    @api.model
+    def _apply_isolated(self, items):
+        """Apply ``items`` in one savepoint; on failure retry per customer, then per event.
+
+        :return: the events that went dead
+        """
+        if not items:
+            return self.browse()
+        try:
+            with self.env.cr.savepoint():
+                self._batch_apply(items)
+            return self.browse()
+        except Exception as exc:  # noqa: BLE001 - isolated below, down to the failing event
+            if len(items) == 1:
+                event = items[0].event
+                return event if event._record_failure(exc) else self.browse()
+        customers = {}
+        for item in items:
+            customers.setdefault(item.customer, []).append(item)
+        parts = list(customers.values()) if len(customers) > 1 else [[item] for item in items]
+        dead = self.browse()
+        for part in parts:
+            dead |= self._apply_isolated(part)
+        return dead
+
+    @api.model
+    def _batch_apply(self, items):
+        """Run each handler's ``_batch_apply_<source>_<type>(items)`` and mark the events done.
+
+        A handler gets the items still to do (not those with ``done_values``) and
+        returns ``{event id: values to write on the event}``.
+        """
+        by_handler, results = {}, {}
+        for item in items:
+            if item.done_values is not None:
+                results[item.event.id] = item.done_values
+            else:
+                by_handler.setdefault((item.event.source, item.event.event_type), []).append(item)
+        for handler, handler_items in by_handler.items():
+            results.update(self._batch_method("apply", handler)(handler_items))
+        # Events with the same values are written together.
+        by_values = {}
+        for item in items:
+            values = results.get(item.event.id) or {}
+            key = tuple(sorted(values.items()))
+            by_values.setdefault(key, self.browse())
+            by_values[key] |= item.event
+        for events in by_values.values():
+            events._mark_done(results.get(events[:1].id) or {})
+
+    def _mark_done(self, values):
+        self.write(dict(values, state="done", processed_at=fields.Datetime.now(),
+                        last_error=False, next_attempt_at=False))
 
     def _after_chunk(self, done_events):
         """Hook run once per chunk with the events processed successfully (e.g. to notify)."""
 
     def _dispatch(self):
-        """Run the handler of this event's source and type; return values to write on it."""
+        """Run the one-event handler ``_process_<source>_<type>``; return values to write on the event.
+
+        For event types without a batch implementation (see :meth:`_process`).
+        """
         handler = getattr(self, f"_process_{self.source}_{self.event_type}", None)
         if handler is None:
             raise InboxDeadLetter(_("No handler for %(source)s %(type)s events.",
@@ -293,5 +436,13 @@ class CrmInboxEvent(models.Model):
     @api.model
     def _lock_customer(self, key):
         """Serialise the work on one customer across workers until this transaction ends."""
-        self.env.cr.execute(SQL(
-            "SELECT pg_advisory_xact_lock(hashtext('crm_whatsapp_bridge'), hashtext(%s))", key))
+        self._lock_customers([key])
+
+    @api.model
+    def _lock_customers(self, keys):
+        """Like :meth:`_lock_customer` for several keys, in one query, in sorted order (no deadlock)."""
+        keys = sorted(set(filter(None, keys)))
+        if keys:
+            self.env.cr.execute(SQL(
+                """SELECT pg_advisory_xact_lock(hashtext('crm_whatsapp_bridge'), hashtext(key))
+                     FROM (SELECT unnest(%s::text[]) AS key ORDER BY 1) AS keys""", keys))

@@ -1,10 +1,11 @@
 import logging
 from datetime import timedelta
 
-from odoo import _, fields, models
+from odoo import _, api, fields, models
 
 from ..tools.payload import parse_message, parse_status
-from .crm_inbox_event import InboxDeadLetter, InboxRetryLater
+from .crm_inbox_event import InboxDeadLetter, InboxItem, InboxRetryLater
+from .crm_lead_analytics import CONVERSATION_WINDOW
 
 _logger = logging.getLogger(__name__)
 
@@ -20,29 +21,95 @@ class CrmInboxEvent(models.Model):
         account = self.env["crm.whatsapp.account"].search(
             [("phone_number_id", "=", self.channel_ref)], limit=1)
         if not account:
-            raise InboxDeadLetter(_(
-                "No active WhatsApp number has the phone number ID %s. Add it under "
-                "CRM > Configuration > WhatsApp & Meta > WhatsApp Numbers, then requeue this event.", self.channel_ref))
+            raise self._whatsapp_no_account()
         return account
 
-    def _process_whatsapp_message(self):
-        """Turn one inbound customer message into partner, lead, message and chatter post."""
+    def _whatsapp_no_account(self):
+        return InboxDeadLetter(_(
+            "No active WhatsApp number has the phone number ID %s. Add it under "
+            "CRM > Configuration > WhatsApp & Meta > WhatsApp Numbers, then requeue this event.", self.channel_ref))
+
+    # ------------------------------------------------------------------
+    # Inbound messages, as a batch (see crm.inbox.event._process)
+    # ------------------------------------------------------------------
+
+    def _batch_prefetch_whatsapp_message(self):
+        """The receiving numbers and the already recorded messages of the chunk, in two queries."""
+        accounts = self.env["crm.whatsapp.account"].search([("phone_number_id", "in", self.mapped("channel_ref"))])
+        recorded = self.env["crm.whatsapp.message"].search([("wamid", "in", self.mapped("external_id"))])
+        return {
+            "accounts": {account.phone_number_id: account for account in accounts},
+            "recorded": {message.wamid: message for message in recorded},
+        }
+
+    def _batch_prepare_whatsapp_message(self, shared):
+        """Parse the message, find its number, download its media; nothing is written here."""
         message = parse_message(self.payload)
-        account = self._whatsapp_account()
-        Message = self.env["crm.whatsapp.message"]
-        existing = Message.search([("wamid", "=", message.wamid)], limit=1)
-        if existing:  # already processed under another inbox row (e.g. after a requeue)
-            return {"whatsapp_account_id": account.id, "lead_id": existing.lead_id.id}
-        e164 = Message._normalise_wa_id(message.wa_id)
-        # Media are fetched before anything is written: a download failure retries the whole event.
+        account = shared["accounts"].get(self.channel_ref)
+        if not account:
+            raise self._whatsapp_no_account()
+        recorded = shared["recorded"].get(message.wamid)
+        if recorded:  # already processed under another inbox row (e.g. after a requeue)
+            return InboxItem(self, done_values={"whatsapp_account_id": account.id, "lead_id": recorded.lead_id.id})
+        e164 = self.env["crm.whatsapp.message"]._normalise_wa_id(message.wa_id)
+        # Media are fetched before anything is written: a download failure retries the event alone.
         media = account._graph_client().download_media(message.media.media_id) if message.media else None
-        self._lock_customer(e164)
-        partner = self.env["res.partner"]._whatsapp_find_or_create(e164, message.profile_name, account.company_id)
-        lead = self.env["crm.lead"]._whatsapp_find_or_create(partner, account, message)
-        wa_message = Message._create_inbound(message, account, lead, partner, media)
-        lead._analytics_whatsapp_message_received(wa_message)
-        wa_message._consent_apply_keywords()
-        return {"whatsapp_account_id": account.id, "lead_id": lead.id}
+        return InboxItem(self, customer=e164, lock_keys=(e164,),
+                         data={"message": message, "account": account, "e164": e164, "media": media})
+
+    @api.model
+    def _batch_apply_whatsapp_message(self, items):
+        """Contacts, leads, message records and chatter posts of a chunk's inbound messages.
+
+        Steps (extension points): :meth:`res.partner._whatsapp_find_or_create` (all
+        contacts of the chunk), :meth:`crm.lead._whatsapp_find_or_create` (all leads),
+        :meth:`crm.whatsapp.message._create_inbound` (records and posts), then
+        :meth:`_whatsapp_after_inbound` (per-message follow-ups such as analytics).
+        """
+        # A customer is matched with the contacts of the company of the number they wrote to.
+        profiles = {}
+        for item in items:
+            company_profiles = profiles.setdefault(item.data["account"].company_id, {})
+            if not company_profiles.get(item.data["e164"]):
+                company_profiles[item.data["e164"]] = item.data["message"].profile_name
+        partners = {}
+        for company, company_profiles in profiles.items():
+            found = self.env["res.partner"]._whatsapp_find_or_create(company_profiles, company)
+            partners.update({(company, number): partner for number, partner in found.items()})
+
+        def partner_of(item):
+            return partners[(item.data["account"].company_id, item.data["e164"])]
+
+        conversations = {}
+        for item in items:
+            partner, account = partner_of(item), item.data["account"]
+            conversations.setdefault((partner.id, account.id), (partner, account, []))[2].append(item.data["message"])
+        leads = self.env["crm.lead"]._whatsapp_find_or_create(list(conversations.values()))
+        entries = []
+        for item in items:
+            partner, account = partner_of(item), item.data["account"]
+            entries.append((item.data["message"], account, leads[(partner.id, account.id)], partner,
+                            item.data["media"]))
+        wa_messages = self.env["crm.whatsapp.message"]._create_inbound(entries)
+        self._whatsapp_after_inbound(wa_messages)
+        return {item.event.id: {"whatsapp_account_id": wa_message.account_id.id, "lead_id": wa_message.lead_id.id}
+                for item, wa_message in zip(items, wa_messages, strict=True)}
+
+    @api.model
+    def _whatsapp_after_inbound(self, wa_messages):
+        """Follow-ups of recorded inbound messages (in the batch's savepoint): analytics events,
+        then consent keywords (their reply is the last thing that can fail).
+
+        Only a message that may open a conversation is checked: the first of its lead
+        in the batch, or one after more than a conversation window of silence.
+        """
+        previous = {}
+        for wa_message in wa_messages.filtered("lead_id").sorted(lambda m: (m.message_date, m.id)):
+            last = previous.get(wa_message.lead_id)
+            if last is None or wa_message.message_date - last > CONVERSATION_WINDOW:
+                wa_message.lead_id._analytics_whatsapp_message_received(wa_message)
+            previous[wa_message.lead_id] = wa_message.message_date
+        wa_messages._consent_apply_keywords()
 
     def _after_chunk(self, done_events):
         super()._after_chunk(done_events)

@@ -2,6 +2,11 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
+from .crm_whatsapp_message import MESSAGE_TYPES
+
+# Message types that never open a lead: they belong to a conversation that already exists.
+NO_LEAD_TYPES = ("reaction", "system", "unsupported")
+
 
 class CrmLead(models.Model):
     _inherit = "crm.lead"
@@ -33,25 +38,95 @@ class CrmLead(models.Model):
             lead.whatsapp_message_count, lead.whatsapp_last_message_date = stats.get(lead.id, (0, False))
 
     @api.model
-    def _whatsapp_find_or_create(self, partner, account, message):
-        """The partner's open lead (preferring this number's), else a new WhatsApp lead."""
-        open_leads = self.search([
-            ("partner_id", "=", partner.id),
-            ("company_id", "in", [account.company_id.id, False]),
+    def _whatsapp_find_or_create(self, conversations):
+        """The lead of each WhatsApp conversation of a batch, created where needed.
+
+        :param list conversations: ``(partner, account, messages)`` triples, one per
+            customer and receiving number, ``messages`` in arrival order
+            (:class:`InboundMessage`)
+        :return: ``{(partner id, account id): crm.lead}``, an empty record where the
+            conversation has no lead (its messages are then recorded on the contact)
+
+        A conversation gets the partner's open lead (preferring this number's). Without
+        one, a conversation with a message that opens a lead (see
+        :meth:`_whatsapp_opens_lead`) gets a new lead (all of the batch in one
+        ``create``); one with only reactions, system or unsupported messages goes to the
+        partner's latest lead, won or lost, or to none.
+        """
+        partners = self.env["res.partner"].union(*(partner for partner, _account, _messages in conversations))
+        open_leads = self._whatsapp_open_leads(partners)
+        result, to_create, latest_needed = {}, [], []
+        for partner, account, messages in conversations:
+            key = (partner.id, account.id)
+            candidates = open_leads.filtered(
+                lambda lead, p=partner, a=account: lead.partner_id == p and lead.company_id in (a.company_id, False))
+            lead = candidates.filtered(lambda lead, a=account: lead.whatsapp_account_id == a)[:1] or candidates[:1]
+            opening = next((message for message in messages if self._whatsapp_opens_lead(message)), None)
+            if lead:
+                lead._whatsapp_update_from(account, messages)
+                result[key] = lead
+            elif opening:
+                to_create.append((key, self._whatsapp_new_lead_values(partner, account, opening)))
+            else:
+                latest_needed.append((key, partner, account))
+        # The first WhatsApp message, posted right after, is what tells the salesperson:
+        # skip the separate "lead created" log and "you have been assigned" notice.
+        source = self.env.ref("crm_whatsapp_bridge.utm_source_whatsapp")
+        created = self.with_context(mail_create_nolog=True, mail_auto_subscribe_no_notify=True).create(
+            [dict({"source_id": source.id}, **values) for _key, values in to_create])
+        result.update(zip([key for key, _values in to_create], created, strict=True))
+        by_account = {}
+        for (_partner_id, account_id), lead in zip([key for key, _values in to_create], created, strict=True):
+            by_account[account_id] = by_account.get(account_id, self.browse()) | lead
+        for account_id, leads in by_account.items():
+            leads._whatsapp_assign(self.env["crm.whatsapp.account"].browse(account_id))
+        latest = self._whatsapp_latest_leads(self.env["res.partner"].union(*(p for _k, p, _a in latest_needed)))
+        for key, partner, account in latest_needed:
+            result[key] = latest.filtered(
+                lambda lead, p=partner, a=account: lead.partner_id == p
+                and lead.company_id in (a.company_id, False))[:1]
+        return result
+
+    @api.model
+    def _whatsapp_opens_lead(self, message):
+        """Whether ``message`` may open a new lead: not a reaction, system or unsupported message."""
+        return message.message_type not in NO_LEAD_TYPES and message.message_type in dict(MESSAGE_TYPES)
+
+    @api.model
+    def _whatsapp_open_leads(self, partners):
+        """Open (not won) leads of ``partners``, newest first, in one query."""
+        return self.search([
+            ("partner_id", "in", partners.ids),
             "|", ("stage_id", "=", False), ("stage_id.is_won", "=", False),
-        ], order="id desc")
-        lead = open_leads.filtered(lambda lead: lead.whatsapp_account_id == account)[:1] or open_leads[:1]
-        if lead:
-            if message.referral and not lead.whatsapp_ad_id:
-                lead.write(self._whatsapp_referral_values(message.referral))
-            if not lead.whatsapp_account_id:
-                lead.whatsapp_account_id = account
-            return lead
+        ], order="id desc") if partners else self.browse()
+
+    @api.model
+    def _whatsapp_latest_leads(self, partners):
+        """All leads of ``partners`` (won, lost or open), newest first, in one query."""
+        return self.with_context(active_test=False).search(
+            [("partner_id", "in", partners.ids)], order="id desc") if partners else self.browse()
+
+    def _whatsapp_update_from(self, account, messages):
+        """Complete an existing lead from a conversation: its number, the ad it came from."""
+        referral = next((message.referral for message in messages if message.referral), None)
+        values = {}
+        if referral and not self.whatsapp_ad_id:
+            values.update(self._whatsapp_referral_values(referral))
+        if not self.whatsapp_account_id:
+            values["whatsapp_account_id"] = account.id
+        if values:
+            self.write(values)
+
+    @api.model
+    def _whatsapp_new_lead_values(self, partner, account, message):
+        """Values of a new WhatsApp lead opened by ``message`` (extension point: assignment rules).
+
+        The UTM source *WhatsApp* is added by the caller unless these values set another.
+        """
         values = {
             "name": _("WhatsApp: %s", message.profile_name or partner.name),
             "partner_id": partner.id,
             "whatsapp_account_id": account.id,
-            "source_id": self.env.ref("crm_whatsapp_bridge.utm_source_whatsapp").id,
             "user_id": account.user_id.id,
             "company_id": account.company_id.id,
         }
@@ -59,11 +134,7 @@ class CrmLead(models.Model):
             values["team_id"] = account.team_id.id
         if message.referral:
             values.update(self._whatsapp_referral_values(message.referral))
-        # The first WhatsApp message, posted right after, is what tells the salesperson:
-        # skip the separate "lead created" log and "you have been assigned" notice.
-        lead = self.with_context(mail_create_nolog=True, mail_auto_subscribe_no_notify=True).create(values)
-        lead._whatsapp_assign(account)
-        return lead
+        return values
 
     @api.model
     def _whatsapp_referral_values(self, referral):

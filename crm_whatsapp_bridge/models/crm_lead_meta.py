@@ -53,65 +53,122 @@ class CrmLead(models.Model):
     # ------------------------------------------------------------------
 
     @api.model
-    def _meta_create_or_merge(self, page, meta_lead, lead_object):
-        """Create the lead of a submission, or post it on the person's open lead; return the lead."""
-        form = self.env["crm.meta.form"].with_context(active_test=False).search(
-            [("form_id", "=", meta_lead.form_id)], limit=1)
+    def _meta_prepare(self, page, meta_lead, lead_object, cache):
+        """What a submission needs to become a lead, read without writing anything.
+
+        :param dict cache: shared by the submissions of a batch (forms and countries
+            are read once per batch)
+        :return: a dict for :meth:`_meta_create_or_merge`, with the customer's
+            normalised ``email`` and ``e164`` (the advisory lock keys)
+        """
+        forms = cache.setdefault("forms", {})
+        if meta_lead.form_id not in forms:
+            forms[meta_lead.form_id] = self.env["crm.meta.form"].with_context(active_test=False).search(
+                [("form_id", "=", meta_lead.form_id)], limit=1)
+        form = forms[meta_lead.form_id]
         mapping, labels = form._answer_mapping() if form else ({}, {})
         mapped = map_answers(meta_lead.answers, mapping, labels)
-        country = self._meta_country(mapped.values.get("country")) or page.company_id.country_id
+        countries = cache.setdefault("countries", {})
+        answer = mapped.values.get("country")
+        if answer not in countries:
+            countries[answer] = self._meta_country(answer)
+        country = countries[answer] or page.company_id.country_id
         raw_phone = mapped.values.get("phone")
         e164 = to_e164(raw_phone, country.code) if raw_phone else None
         email = email_normalize(mapped.values.get("email") or "") or False
-        # Same per-customer lock as WhatsApp: a number writing on WhatsApp and filling a form
-        # at once cannot make two contacts. Keys are taken in a stable order.
-        for key in sorted(filter(None, (e164, email))):
-            self.env["crm.inbox.event"]._lock_customer(key)
         name = mapped.values.get("contact_name") or email or e164 or _("Lead Ads lead %s", meta_lead.leadgen_id)
-        partner = self.env["res.partner"]
-        if email or e164:
-            partner = partner._meta_find_or_create(email, e164, {
-                "name": name,
-                "city": mapped.values.get("city") or False,
-                "street": mapped.values.get("street") or False,
-                "zip": mapped.values.get("zip") or False,
-                "country_id": country.id or False,
-                "function": mapped.values.get("job_title") or False,
-                "company_name": mapped.values.get("company") or False,
-                "company_id": page.company_id.id,
-            })
-        meta_values = self._meta_lead_values(page, form, meta_lead, lead_object)
-        lead = self.browse()
-        if partner:
-            lead = self.search([
-                ("partner_id", "=", partner.id),
-                ("company_id", "in", [page.company_id.id, False]),
-                "|", ("stage_id", "=", False), ("stage_id.is_won", "=", False),
-            ], order="id desc", limit=1)
-        if lead:
-            if not lead.meta_leadgen_id:
-                lead.write(meta_values)
-        else:
-            lead = self.with_context(mail_create_nolog=True, mail_auto_subscribe_no_notify=True).create(dict(
-                meta_values, **self._meta_new_lead_values(page, form, meta_lead, mapped, partner,
-                                                          email, e164 or raw_phone, country, name)))
-            lead._whatsapp_assign(page)
-        if form:
-            form._consent_apply(meta_lead, partner)
+        refs = cache.setdefault("refs", {})  # UTM source and medium records, read once per batch
+        source_xmlid = ("crm_whatsapp_bridge.utm_source_instagram" if meta_lead.is_instagram
+                        else "utm.utm_source_facebook")
+        medium_xmlid = ("crm_whatsapp_bridge.utm_medium_lead_form_organic" if meta_lead.is_organic
+                        else "crm_whatsapp_bridge.utm_medium_lead_ad")
+        for xmlid in (source_xmlid, medium_xmlid):
+            if xmlid not in refs:
+                refs[xmlid] = self.env.ref(xmlid)
+        return {
+            "page": page, "form": form, "labels": labels, "meta_lead": meta_lead, "lead_object": lead_object,
+            "mapped": mapped, "country": country, "raw_phone": raw_phone, "e164": e164, "email": email,
+            "name": name, "source": refs[source_xmlid], "medium": refs[medium_xmlid],
+        }
+
+    @api.model
+    def _meta_create_or_merge(self, submissions):
+        """Create the lead of each submission, or post it on the person's open lead.
+
+        :param list submissions: dicts of :meth:`_meta_prepare`, in arrival order
+        :return: the lead of each submission (a list, same order)
+
+        Contacts are found or created for the whole batch at once
+        (:meth:`res.partner._meta_find_or_create`), open leads are read in one query,
+        new leads are created with one ``create``; a person with several submissions
+        in the batch gets one lead with every submission posted on it.
+        """
+        partners = self.env["res.partner"]._meta_find_or_create([
+            (sub["email"], sub["e164"], self._meta_partner_values(sub)) for sub in submissions])
+        open_leads = self._whatsapp_open_leads(self.env["res.partner"].union(*partners))
+        targets, to_create = [], []
+        merged_into = {}  # (partner id, company id) -> an existing lead, or the index of a lead to create
+        for sub, partner in zip(submissions, partners, strict=True):
+            company = sub["page"].company_id
+            key = (partner.id, company.id)
+            target = merged_into.get(key) if partner else None
+            if target is None and partner:
+                found = open_leads.filtered(
+                    lambda lead, p=partner, c=company: lead.partner_id == p and lead.company_id in (c, False))[:1]
+                if found and not found.meta_leadgen_id:
+                    found.write(self._meta_lead_values(sub))
+                target = found or None
+            if target is None:
+                target = len(to_create)
+                to_create.append(dict(self._meta_lead_values(sub), **self._meta_new_lead_values(sub, partner)))
+            if partner:
+                merged_into[key] = target
+            targets.append(target)
+        created = self.with_context(mail_create_nolog=True, mail_auto_subscribe_no_notify=True).create(to_create)
+        leads = [created[target] if isinstance(target, int) else target for target in targets]
+        new_by_page = {}
+        for sub, target in zip(submissions, targets, strict=True):
+            if isinstance(target, int):
+                new_by_page[sub["page"]] = new_by_page.get(sub["page"], self.browse()) | created[target]
+        for page, new_leads in new_by_page.items():
+            new_leads._whatsapp_assign(page)
+        for sub, partner, lead in zip(submissions, partners, leads, strict=True):
+            if sub["form"]:
+                sub["form"]._consent_apply(sub["meta_lead"], partner)
+            lead._meta_post_submission(sub, partner)
+        return leads
+
+    @api.model
+    def _meta_partner_values(self, sub):
+        """Values of the contact created for a submission's person (extension point)."""
+        values = sub["mapped"].values
+        return {
+            "name": sub["name"],
+            "city": values.get("city") or False,
+            "street": values.get("street") or False,
+            "zip": values.get("zip") or False,
+            "country_id": sub["country"].id or False,
+            "function": values.get("job_title") or False,
+            "company_name": values.get("company") or False,
+            "company_id": sub["page"].company_id.id,
+        }
+
+    def _meta_post_submission(self, sub, partner):
+        """Post a submission's answers on this lead for its salesperson."""
         # Salespeople notified by email get it through the mail queue: the cron does not wait on SMTP.
-        lead.with_context(mail_create_nosubscribe=True, mail_notify_force_send=False).message_post(
-            body=self._meta_chatter_body(form, meta_lead, labels),
+        self.with_context(mail_create_nosubscribe=True, mail_notify_force_send=False).message_post(
+            body=self._meta_chatter_body(sub["form"], sub["meta_lead"], sub["labels"]),
             author_id=partner.id or False,
             email_from=partner.email_formatted if partner.email else False,
             message_type="comment",
             subtype_xmlid="mail.mt_comment",
-            partner_ids=lead.user_id.partner_id.ids,
+            partner_ids=self.user_id.partner_id.ids,
         )
-        return lead
 
     @api.model
-    def _meta_lead_values(self, page, form, meta_lead, lead_object):
+    def _meta_lead_values(self, sub):
         """The Meta ids and raw answers of a submission (set on new leads, and on open leads lacking them)."""
+        page, form, meta_lead, lead_object = sub["page"], sub["form"], sub["meta_lead"], sub["lead_object"]
         return {
             "meta_leadgen_id": meta_lead.leadgen_id,
             "meta_page_id": page.id,
@@ -131,7 +188,10 @@ class CrmLead(models.Model):
         }
 
     @api.model
-    def _meta_new_lead_values(self, page, form, meta_lead, mapped, partner, email, phone, country, name):
+    def _meta_new_lead_values(self, sub, partner):
+        """Values of a new lead for a submission (extension point: assignment rules)."""
+        page, form, meta_lead, mapped = sub["page"], sub["form"], sub["meta_lead"], sub["mapped"]
+        email, phone, country, name = sub["email"], sub["e164"] or sub["raw_phone"], sub["country"], sub["name"]
         values = {
             "name": _("%(form)s: %(name)s", form=form.name or _("Lead Ads"), name=name),
             "partner_id": partner.id or False,
@@ -144,10 +204,8 @@ class CrmLead(models.Model):
             "country_id": country.id or False,
             "user_id": page.user_id.id,
             "company_id": page.company_id.id,
-            "source_id": self.env.ref("crm_whatsapp_bridge.utm_source_instagram" if meta_lead.is_instagram
-                                      else "utm.utm_source_facebook").id,
-            "medium_id": self.env.ref("crm_whatsapp_bridge.utm_medium_lead_form_organic" if meta_lead.is_organic
-                                      else "crm_whatsapp_bridge.utm_medium_lead_ad").id,
+            "source_id": sub["source"].id,
+            "medium_id": sub["medium"].id,
         }
         # The contact's own data wins; the form's answer fills what the contact lacks.
         if email and not partner.email:

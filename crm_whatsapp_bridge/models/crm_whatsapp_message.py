@@ -84,10 +84,44 @@ class CrmWhatsappMessage(models.Model):
         return e164
 
     @api.model
-    def _create_inbound(self, message, account, lead, partner, media=None):
-        """Record an inbound :class:`InboundMessage` and post it in the lead's chatter."""
+    def _create_inbound(self, entries):
+        """Record inbound messages and post each in its lead's chatter (or its contact's).
+
+        :param list entries: ``(message, account, lead, partner, media)`` tuples in
+            arrival order: an :class:`InboundMessage`, its number, its lead (an empty
+            record to record it on the contact), its contact, and the downloaded
+            ``(content, mime type)`` or None
+        :return: the new crm.whatsapp.message records, in the order of ``entries``
+
+        Attachments and message records are created with one ``create`` each; each
+        message is one ``message_post``, whose notification emails go through the mail
+        queue. Each lead's unread badge is raised once for the batch.
+        """
+        attachment_values = [
+            self._attachment_values(message, lead or partner, media)
+            for message, _account, lead, partner, media in entries if media]
+        attachments = iter(self.env["ir.attachment"].create(attachment_values))
+        # The records exist before the posts: the burst rule of crm.lead._notify_get_recipients
+        # sees the earlier messages of the batch.
+        wa_messages = self.create([self._inbound_values(message, account, lead, partner)
+                                   for message, account, lead, partner, _media in entries])
+        unread = {}
+        for wa_message, (message, _account, lead, partner, media) in zip(wa_messages, entries, strict=True):
+            attachment = next(attachments) if media else self.env["ir.attachment"]
+            post = self._post_inbound(message, lead, partner, attachment)
+            wa_message.write({"mail_message_id": post.id, **(
+                {"attachment_ids": [(6, 0, attachment.ids)]} if attachment else {})})
+            if lead:
+                unread[lead] = unread.get(lead, 0) + 1
+        for lead, count in unread.items():
+            lead.whatsapp_unread_count += count
+        return wa_messages
+
+    @api.model
+    def _inbound_values(self, message, account, lead, partner):
+        """Values of the record of an inbound :class:`InboundMessage`."""
         known_types = dict(MESSAGE_TYPES)
-        wa_message = self.create({
+        return {
             "wamid": message.wamid,
             "direction": "in",
             "account_id": account.id,
@@ -103,18 +137,28 @@ class CrmWhatsappMessage(models.Model):
             "media_id": message.media.media_id if message.media else False,
             "error_code": message.errors[0][0] if message.errors else 0,
             "error_message": message.errors[0][1] if message.errors else False,
-        })
-        attachments = self.env["ir.attachment"]
-        if media:
-            content, mime_type = media
-            attachments = attachments.create({
-                "name": wa_message._attachment_name(message, mime_type),
-                "raw": content,
-                "mimetype": mime_type or False,
-                "res_model": "crm.lead",
-                "res_id": lead.id,
-            })
-        mail_message = lead.with_context(mail_create_nosubscribe=True, crm_whatsapp_inbound=True).message_post(
+        }
+
+    @api.model
+    def _attachment_values(self, message, record, media):
+        content, mime_type = media
+        return {
+            "name": self._attachment_name(message, mime_type),
+            "raw": content,
+            "mimetype": mime_type or False,
+            "res_model": record._name,
+            "res_id": record.id,
+        }
+
+    @api.model
+    def _post_inbound(self, message, lead, partner, attachments):
+        """Post one inbound message on ``lead`` for its salesperson, or on ``partner`` when there is no lead."""
+        thread = lead or partner
+        return thread.with_context(
+            mail_create_nosubscribe=True, crm_whatsapp_inbound=True,
+            # Salespeople notified by email get it through the mail queue: the cron does not wait on SMTP.
+            mail_notify_force_send=False,
+        ).message_post(
             body=self._chatter_body(message),
             author_id=partner.id,
             # A WhatsApp customer usually has no email: say so instead of computing an address.
@@ -124,9 +168,6 @@ class CrmWhatsappMessage(models.Model):
             partner_ids=lead.user_id.partner_id.ids,
             attachment_ids=attachments.ids,
         )
-        wa_message.write({"attachment_ids": [(6, 0, attachments.ids)], "mail_message_id": mail_message.id})
-        lead.whatsapp_unread_count += 1
-        return wa_message
 
     def _attachment_name(self, message, mime_type):
         if message.media.filename:
@@ -166,8 +207,10 @@ class CrmWhatsappMessage(models.Model):
 
     def _notify_salesperson(self):
         """Real-time toast for each lead's salesperson, one per lead (sent on commit)."""
-        for lead in self.lead_id:
-            messages = self.filtered(lambda m, lead=lead: m.lead_id == lead)
+        by_lead = {}
+        for message in self.filtered("lead_id"):
+            by_lead.setdefault(message.lead_id, []).append(message)
+        for lead, messages in by_lead.items():
             if not lead.user_id:
                 continue
             sender = messages[0].partner_id.name or messages[0].wa_id

@@ -1,10 +1,13 @@
 import threading
 import uuid
+from datetime import datetime
 
 from odoo.tests import BaseCase, tagged
 
+from ..tools.leadgen import backfill_payload, leadgen_event
 from .committed import CommittedWhatsappMixin
 from .common import text_message
+from .fake_graph import lead_object
 
 WORKERS = 16
 
@@ -63,3 +66,35 @@ class TestConcurrentWorkers(CommittedWhatsappMixin, BaseCase):
         for sender in senders:
             self.assertEqual(self._customer_outcome("+" + sender)[:3], (1, 1, 8), sender)
         self.assertEqual(self._customer_outcome("+" + senders[0])[3], ["done"])
+
+    def test_whatsapp_message_and_lead_ads_form_of_one_new_number_at_once(self):
+        sender = f"9665{uuid.uuid4().int % 10**8:08d}"  # a valid mobile number, so the form's phone is kept
+        page_id = f"76{uuid.uuid4().int % 10**12:012d}"
+        with self.registry.cursor() as cr:
+            env = self._env(cr)
+            page = env["crm.meta.page"].create({"name": "Race page", "page_id": page_id, "access_token": "t"})
+            self.addCleanup(self._cleanup_page, page.id, page_id)
+            lead = lead_object(f"9{sender}", "1", datetime(2026, 1, 1),
+                               {"full_name": "Racer", "phone_number": "+" + sender})
+            env["crm.inbox.event"]._store_events("meta", [leadgen_event(lead["id"], page_id,
+                                                                        backfill_payload(page_id, lead))])
+        self._store([text_message(sender, "hello")])
+        # Two workers, one event each: the WhatsApp message and the form of the same new number.
+        self._run_workers(2, lambda: self._process_one_chunk(limit=1))
+        with self.registry.cursor() as cr:
+            env = self._env(cr, {"active_test": False})
+            partners = env["res.partner"].search([("phone_sanitized", "=", "+" + sender)])
+            self.assertEqual(len(partners), 1)
+            self.assertEqual(len(env["crm.lead"].search([("partner_id", "=", partners.id)])), 1)
+            events = env["crm.inbox.event"].search([("channel_ref", "in", [page_id, self.phone_number_id])])
+            self.assertEqual(events.mapped("state"), ["done", "done"])
+
+    def _cleanup_page(self, page_db_id, page_id):
+        with self.registry.cursor() as cr:
+            env = self._env(cr, {"active_test": False})
+            leads = env["crm.lead"].search([("meta_page_id", "=", page_db_id)])
+            partners = leads.partner_id
+            env["crm.inbox.event"].search([("channel_ref", "=", page_id)]).unlink()
+            leads.unlink()
+            partners.unlink()
+            env["crm.meta.page"].browse(page_db_id).unlink()

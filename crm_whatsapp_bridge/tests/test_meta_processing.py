@@ -218,3 +218,38 @@ class TestMetaLeadProcessing(MetaTestMixin, TransactionCase):
         self.assertEqual(lead.meta_form_ref, "900000000000999")
         self.assertEqual(lead.email_from, "dana@example.com")
         self.assertEqual(lead.medium_id, self.env.ref("crm_whatsapp_bridge.utm_medium_lead_form_organic"))
+
+    def test_submissions_of_one_chunk_make_one_contact_and_one_lead_per_person(self):
+        self.serve("5000000000000020", {"full_name": "Reem", "email": "reem@example.com",
+                                        "phone_number": "+962791110000"})
+        self.serve("5000000000000021", {"full_name": "Reem A.", "email": "REEM@example.com",
+                                        "how_many_users?": "51-200"})
+        self.serve("5000000000000022", {"full_name": "Reem", "phone_number": "+962 79 111 0000"})
+        self.serve("5000000000000023", {"full_name": "Tamer", "email": "tamer@example.com"})
+        self.store_leadgen("5000000000000020", "5000000000000021", "5000000000000022", "5000000000000023")
+        self.process_all()
+        events = [self.event_of(f"500000000000002{i}") for i in range(4)]
+        self.assertEqual([e.state for e in events], ["done"] * 4, [e.last_error for e in events])
+        reem = events[0].lead_id
+        self.assertEqual([e.lead_id for e in events[:3]], [reem] * 3, "one lead for one person")
+        self.assertEqual(reem.meta_leadgen_id, "5000000000000020")
+        self.assertEqual(self.env["res.partner"].search_count([("email_normalized", "=", "reem@example.com")]), 1)
+        self.assertEqual(len(reem.message_ids.filtered(lambda m: m.message_type == "comment")), 3)
+        self.assertNotEqual(events[3].lead_id, reem)
+        toasts = bus_payloads(self.env, self.salesperson, "crm_whatsapp_bridge/new_message")
+        self.assertEqual(sorted(t["message"] for t in toasts),
+                         ["3 new Lead Ads answers from Reem", "New Lead Ads answers from Tamer"])
+
+    def test_a_submission_failing_inside_the_batch_fails_alone(self):
+        # A real database refusal (not a mock): contacts named "Poison" cannot be inserted.
+        self.env.cr.execute("ALTER TABLE res_partner ADD CONSTRAINT cwb_test_poison CHECK (name <> 'Poison')")
+        self.serve("5000000000000030", {"full_name": "Poison", "email": "poison@example.com"})
+        self.serve("5000000000000031", {"full_name": "Wafa", "email": "wafa@example.com"})
+        self.store_leadgen("5000000000000030", "5000000000000031")
+        self.process_all()
+        bad, good = self.event_of("5000000000000030"), self.event_of("5000000000000031")
+        self.assertEqual((good.state, good.lead_id.partner_id.name), ("done", "Wafa"), good.last_error)
+        self.assertEqual((bad.state, bad.attempts), ("pending", 1))
+        self.assertFalse(self.env["crm.lead"].search([("meta_leadgen_id", "=", "5000000000000030")]))
+        toasts = bus_payloads(self.env, self.salesperson, "crm_whatsapp_bridge/new_message")
+        self.assertEqual([t["message"] for t in toasts], ["New Lead Ads answers from Wafa"])

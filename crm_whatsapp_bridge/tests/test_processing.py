@@ -352,3 +352,120 @@ class TestInboxProcessing(WhatsappTestMixin, TransactionCase):
         self.event_of("wamid.LATE:delivered").next_attempt_at = False
         self.process_all()
         self.assertEqual(message.state, "delivered")
+
+    # ------------------------------------------------------------------
+    # Messages that never open a lead (issue 12, condition 6)
+    # ------------------------------------------------------------------
+
+    def test_reaction_of_unknown_customer_is_recorded_on_the_contact(self):
+        sender = "15550101400"
+        reaction = typed_message(sender, "reaction", {"message_id": "wamid.X", "emoji": "❤️"})
+        system = typed_message(sender, "system", {"body": "Customer changed number", "type": "user_changed_number"})
+        self.store(notification([reaction, system], contacts={sender: "Rasha"}))
+        self.process_all()
+        partner = self.env["res.partner"].search([("whatsapp_number", "=", "+" + sender)])
+        self.assertEqual(len(partner), 1)
+        self.assertFalse(self._leads(partner), "a reaction or a system message never opens a lead")
+        for message in (reaction, system):
+            event = self.event_of(message["id"])
+            self.assertEqual((event.state, event.lead_id.id), ("done", False), event.last_error)
+            wa_message = self.env["crm.whatsapp.message"].search([("wamid", "=", message["id"])])
+            self.assertFalse(wa_message.lead_id)
+            self.assertEqual(wa_message.partner_id, partner)
+            post = wa_message.mail_message_id
+            self.assertEqual((post.model, post.res_id), ("res.partner", partner.id))
+        self.assertIn("Reacted ❤️ to a message", str(self.env["crm.whatsapp.message"].search(
+            [("wamid", "=", reaction["id"])]).mail_message_id.body))
+        self.assertFalse(bus_payloads(self.env, self.salesperson, "crm_whatsapp_bridge/new_message"))
+
+    def test_reaction_and_unsupported_message_go_to_the_latest_won_lead(self):
+        sender = "15550101401"
+        first = text_message(sender, "I'll take it")
+        self.store(notification([first]))
+        self.process_all()
+        won = self.event_of(first["id"]).lead_id
+        won.action_set_won()
+        reaction = typed_message(sender, "reaction", {"message_id": first["id"], "emoji": "👍"})
+        unknown = typed_message(sender, "hologram", {"id": "1"})
+        self.store(notification([reaction, unknown]))
+        self.process_all()
+        self.assertEqual(self.event_of(reaction["id"]).lead_id, won)
+        self.assertEqual(self.event_of(unknown["id"]).lead_id, won)
+        self.assertEqual(len(self._leads(won.partner_id)), 1)
+        self.assertEqual(len(won.whatsapp_message_ids), 3)
+        # A real message after the sale opens a new lead, as before.
+        again = text_message(sender, "Another order please")
+        self.store(notification([again]))
+        self.process_all()
+        self.assertNotEqual(self.event_of(again["id"]).lead_id, won)
+        self.assertEqual(len(self._leads(won.partner_id)), 2)
+
+    # ------------------------------------------------------------------
+    # Matching existing contacts (issue 12, condition 7)
+    # ------------------------------------------------------------------
+
+    def test_contact_whose_phone_is_the_number_and_mobile_another_is_found(self):
+        Partner = self.env["res.partner"]
+        by_phone = Partner.create({"name": "Khalid (import)", "phone": "+966 50 765 4321",
+                                   "mobile": "+966 55 000 1111"})
+        by_mobile_00 = Partner.create({"name": "Mona (import)", "phone": "+966 11 222 3333",
+                                       "mobile": "00966 50 765 9999"})
+        by_sanitized = Partner.create({"name": "Fares (import)", "mobile": "+966 50 765 8888"})
+        self.assertNotEqual(by_phone.phone_sanitized, "+966507654321", "the mobile wins in phone_sanitized")
+        messages = {partner: text_message(wa_id, f"hello from {partner.name}") for partner, wa_id in (
+            (by_phone, "966507654321"), (by_mobile_00, "966507659999"), (by_sanitized, "966507658888"))}
+        # One chunk: the three numbers are matched together.
+        self.store(notification(list(messages.values())))
+        self.process_all()
+        for partner, message in messages.items():
+            event = self.event_of(message["id"])
+            self.assertEqual(event.lead_id.partner_id, partner, partner.name)
+            self.assertEqual(partner.whatsapp_number, "+" + message["from"])
+        self.assertEqual(Partner.search_count([("whatsapp_number", "in", ["+966507654321", "+966507659999",
+                                                                          "+966507658888"])]), 3)
+
+    # ------------------------------------------------------------------
+    # Batches
+    # ------------------------------------------------------------------
+
+    def test_new_customers_of_a_chunk_get_one_contact_and_one_lead_each(self):
+        senders = [f"1555010150{i}" for i in range(5)]
+        self.store(notification([text_message(sender, f"{sender} #{n}") for n in range(3) for sender in senders]))
+        self.process_all()
+        for sender in senders:
+            partner = self.env["res.partner"].search([("whatsapp_number", "=", "+" + sender)])
+            self.assertEqual(len(partner), 1)
+            lead = self._leads(partner)
+            self.assertEqual(len(lead), 1)
+            self.assertEqual(lead.whatsapp_message_ids.sorted("id").mapped("body"),
+                             [f"{sender} #{n}" for n in range(3)], "arrival order kept")
+            self.assertEqual(lead.whatsapp_unread_count, 3)
+        toasts = bus_payloads(self.env, self.salesperson, "crm_whatsapp_bridge/new_message")
+        self.assertEqual(len(toasts), len(senders), "one toast per lead and chunk")
+        self.assertTrue(all(t["message"].startswith("3 new WhatsApp messages from") for t in toasts))
+
+    def test_an_event_failing_inside_the_batch_fails_alone(self):
+        # A real database refusal (not a mock): contacts named "Poison" cannot be inserted.
+        self.env.cr.execute("ALTER TABLE res_partner ADD CONSTRAINT cwb_test_poison CHECK (name <> 'Poison')")
+        good = [text_message("15550101601", "fine 1"), text_message("15550101602", "fine 2")]
+        bad = [text_message("15550101600", "poisoned 1"), text_message("15550101600", "poisoned 2")]
+        later = text_message("15550101603", "fine 3")
+        self.store(notification([good[0], bad[0], good[1], bad[1], later],
+                                contacts={"15550101600": "Poison", "15550101601": "Good One",
+                                          "15550101602": "Good Two", "15550101603": "Good Three"}))
+        self.process_all()
+        for message in (*good, later):
+            event = self.event_of(message["id"])
+            self.assertEqual(event.state, "done", event.last_error)
+            self.assertTrue(event.lead_id)
+        for message in bad:
+            event = self.event_of(message["id"])
+            self.assertEqual((event.state, event.attempts), ("pending", 1))
+            self.assertIn("cwb_test_poison", event.last_error)
+        # Nothing half-written for the failed customer.
+        self.assertFalse(self.env["res.partner"].search([("phone_sanitized", "=", "+15550101600")]))
+        self.assertFalse(self.env["crm.whatsapp.message"].search([("wamid", "in", [m["id"] for m in bad])]))
+        toasts = bus_payloads(self.env, self.salesperson, "crm_whatsapp_bridge/new_message")
+        self.assertEqual(sorted(t["message"] for t in toasts), [
+            "New WhatsApp message from Good One", "New WhatsApp message from Good Three",
+            "New WhatsApp message from Good Two"])
