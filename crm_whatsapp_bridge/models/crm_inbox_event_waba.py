@@ -29,7 +29,8 @@ class CrmInboxEvent(models.Model):
         Message = self.env["crm.whatsapp.message"]
         e164 = Message._normalise_wa_id(preference.wa_id)
         self._lock_customer(e164)
-        partner = self.env["res.partner"]._whatsapp_find_or_create(e164, self.payload.get("profile_name"))
+        partner = self.env["res.partner"]._whatsapp_find_or_create(
+            {e164: self.payload.get("profile_name")}, account.company_id)[e164]
         stop = preference.value == "stop"
         consent = self.env["crm.whatsapp.consent"]._record(
             partner, account, "stopped" if stop else "allowed", "meta",
