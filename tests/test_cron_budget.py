@@ -94,8 +94,10 @@ def test_units_are_sized_from_the_measured_speed(monkeypatch):
     budget.done(5)  # 20 ms an item
     assert budget.unit(50) == 50
     clock[0] += 5.0
-    budget.done(50)  # slower now: 55 items in 5.1 s
-    assert budget.unit(50) == int(cron_budget.UNIT_SECONDS / (5.1 / 55))
+    budget.done(50)  # slower now: 55 items in 5.1 s, and 94.9 s left in the call
+    assert budget.unit(50) == 50
+    clock[0] = budget.deadline - 1.0
+    assert budget.unit(50) == int(1.0 / (5.1 / 55)), "what fits in the last second"
     clock[0] = budget.deadline - 0.1
     budget.done(10)
     assert budget.unit(50) == 1, "the unit fits in what is left of the call"

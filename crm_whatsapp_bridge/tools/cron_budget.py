@@ -18,8 +18,9 @@ share of one poll:
 - in a prefork worker, calls stop while :data:`CPU_RESERVE_SECONDS` of the CPU
   limit are still left for the rest of the poll.
 
-Work is taken in units sized from the speed measured so far (:meth:`CronBudget.unit`),
-so that a slow machine takes small units instead of overrunning the deadline. A
+Work is taken in units sized from the speed measured so far to fit in the rest of the
+call (:meth:`CronBudget.unit`), so that a slow machine takes smaller units instead of
+overrunning the deadline. A
 call that starts with its poll's budget spent still does one item, so it reports
 progress and the job stays ready; the next poll, with fresh limits, goes on.
 """
@@ -31,7 +32,8 @@ import time
 CALL_SECONDS = 10
 POLL_REAL_SECONDS = 20
 CPU_RESERVE_SECONDS = 25
-# The longest a unit of work should take, and the size of a first unit, before any speed is known.
+# How long one small unit may take once a poll's budget is spent, and the size of a first unit,
+# before any speed is known.
 UNIT_SECONDS = 2
 FIRST_UNIT = 5
 
@@ -104,7 +106,8 @@ class CronBudget:
         if not self._items:
             return min(size, FIRST_UNIT)
         seconds_per_item = self._seconds / self._items
-        left = min(max(self.deadline - self._unit_started, 0.0), UNIT_SECONDS)
+        # Batching is cheaper per item in big units: take what fits in the rest of the call.
+        left = max(self.deadline - self._unit_started, 0.0)
         return max(1, min(size, int(left / seconds_per_item) if seconds_per_item else size))
 
     def unit_deadline(self):
