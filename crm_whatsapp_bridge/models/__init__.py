@@ -32,6 +32,7 @@ from . import (
     crm_whatsapp_template_meta,
     crm_whatsapp_token_notice,
     ir_config_parameter,
+    ir_cron,
     ir_http,
     phone_blacklist,
     res_config_settings,

@@ -35,8 +35,6 @@ GA4_PARALLEL_REQUESTS = 4
 # replay Meta deduplicates by event_id. GA4 cannot deduplicate: a worker killed after GA4 took a
 # claim but before the commit sends it again, so a GA4 claim is one round of parallel requests.
 CLAIM_SIZES = {"ga4": GA4_MAX_EVENTS * GA4_PARALLEL_REQUESTS, "meta": CAPI_MAX_EVENTS}
-# A call stops claiming, and starts no new request, after this long; Odoo calls it again at once
-# while events remain (ir.cron._notify_progress), so a backlog never reaches the worker limits.
 PARAM = "crm_whatsapp_bridge.%s"
 # First wait (seconds) of the in-request retries; the cron's own retries take over after them.
 HTTP_BACKOFF = 0.5
@@ -193,11 +191,7 @@ class CrmAnalyticsEvent(models.Model):
             self.env.cr.commit()
             if not claimed or budget.exhausted():
                 break
-        remaining = self._ready_count()
-        self.env["ir.cron"]._notify_progress(done=sent, remaining=remaining)
-        if sent and remaining:
-            self._trigger_send()
-        self.env.cr.commit()
+        self.env["ir.cron"]._crm_report_progress(SEND_CRON_XMLID, sent, self._ready_count())
 
     @api.model
     def _ready_domain(self):

@@ -236,11 +236,8 @@ class CrmBigqueryExportRun(models.Model):
             run = self.create({"trigger": "schedule"})
         jobs_before = run.job_count
         run._execute(deadline=CronBudget(limit_time_cpu=odoo_config["limit_time_cpu"]).unit_deadline())
-        done, remaining = run.job_count - jobs_before, self.search_count([("state", "=", "queued")])
-        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
-        if done and remaining:
-            self.env.ref(CRON_XMLID).sudo()._trigger()
-        self._commit()
+        self.env["ir.cron"]._crm_report_progress(
+            CRON_XMLID, run.job_count - jobs_before, self.search_count([("state", "=", "queued")]))
 
     def action_export_now(self):
         """Settings button: export now, in this request."""

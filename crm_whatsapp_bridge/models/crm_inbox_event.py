@@ -185,15 +185,7 @@ class CrmInboxEvent(models.Model):
             done += processed
             if not processed or budget.exhausted():
                 break
-        self._report_cron_progress(done, self._count_ready())
-
-    @api.model
-    def _report_cron_progress(self, done, remaining):
-        """Tell Odoo how much this call did and how much is left; wake the cron worker if work is left."""
-        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
-        if done and remaining:
-            self._trigger_processing()
-        self.env.cr.commit()
+        self.env["ir.cron"]._crm_report_progress(CRON_XMLID, done, self._count_ready())
 
     @api.model
     def _count_ready(self):

@@ -248,11 +248,7 @@ class CrmMetaForm(models.Model):
             self.env.cr.commit()
             if budget.exhausted():
                 break
-        remaining = self.search_count(domain)
-        self.env["ir.cron"]._notify_progress(done=forms_worked, remaining=remaining)
-        if forms_worked and remaining:
-            self.env.ref(BACKFILL_CRON_XMLID).sudo()._trigger()
-        self.env.cr.commit()
+        self.env["ir.cron"]._crm_report_progress(BACKFILL_CRON_XMLID, forms_worked, self.search_count(domain))
 
 
 class CrmMetaFormMapping(models.Model):

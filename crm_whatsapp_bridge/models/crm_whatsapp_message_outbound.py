@@ -17,8 +17,6 @@ _logger = logging.getLogger(__name__)
 # Meta lets a business write freely only this long after the customer's last message.
 SERVICE_WINDOW = timedelta(hours=24)
 SEND_CRON_XMLID = "crm_whatsapp_bridge.ir_cron_whatsapp_send"
-# One call of the send cron stops taking messages after this long; Odoo calls it again at once
-# while messages remain (ir.cron._notify_progress), so a backlog never reaches the worker limits.
 # Seconds a message request may wait for Meta's answer (per attempt).
 SEND_TIMEOUT = 10
 # A message still "sending" this long after its send started, with no worker holding it, was
@@ -184,11 +182,7 @@ class CrmWhatsappMessage(models.Model):
             done += 1
             if budget.exhausted():
                 break
-        remaining = self._queued_count()
-        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
-        if done and remaining:
-            self._trigger_send()
-        self.env.cr.commit()
+        self.env["ir.cron"]._crm_report_progress(SEND_CRON_XMLID, done, self._queued_count())
 
     @api.model
     def _queued_count(self):
