@@ -39,6 +39,16 @@ class SharedInboxMixin(WhatsappTestMixin):
     """A team of three: Amal works days, Badr works nights, Chadi works days but is away."""
 
     @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_shared_inbox()
+
+    def setUp(self):
+        super().setUp()
+        self.graph.requests.clear()
+        self.graph.respond(MESSAGES_PATH, (200, SEND_OK))
+
+    @classmethod
     def setup_shared_inbox(cls):
         cls.graph = FakeGraphServer().__enter__()
         cls.addClassCleanup(cls.graph.__exit__, None, None, None)
@@ -82,11 +92,6 @@ class SharedInboxMixin(WhatsappTestMixin):
 
 @tagged("post_install", "-at_install")
 class TestAssignment(SharedInboxMixin, TransactionCase):
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.setup_shared_inbox()
 
     @freeze_time(WEDNESDAY_10)
     def test_round_robin_skips_the_member_off_shift_and_the_unavailable_one(self):
@@ -161,15 +166,8 @@ class TestAssignment(SharedInboxMixin, TransactionCase):
 @tagged("post_install", "-at_install")
 class TestFirstResponse(SharedInboxMixin, TransactionCase):
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.setup_shared_inbox()
-
     def setUp(self):
         super().setUp()
-        self.graph.requests.clear()
-        self.graph.respond(MESSAGES_PATH, (200, SEND_OK))
         self.cron = self.env["crm.whatsapp.conversation"]
 
     def test_clock_starts_runs_in_working_time_and_stops_with_the_reply(self):

@@ -326,7 +326,8 @@ class TestConsent(WebhookClientMixin, WhatsappTestMixin, HttpCase):
         form = self.env["crm.meta.form"].create({"name": "Offers", "form_id": FORM_ID, "page_id": page.id,
                                                  "consent_checkbox_key": "whatsapp_offers",
                                                  "consent_account_id": self.account.id})
-        meta_lead = parse_lead({"id": "555", "form_id": FORM_ID, "created_time": "2026-01-05T10:00:00+0000",
+        submitted = (fields.Datetime.now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S+0000")
+        meta_lead = parse_lead({"id": "555", "form_id": FORM_ID, "created_time": submitted,
                                 "field_data": [],
                                 "custom_disclaimer_responses": [{"checkbox_key": "whatsapp_offers",
                                                                  "is_checked": "1"}]})

@@ -9,7 +9,7 @@ from odoo.addons.mail.tools.discuss import Store
 
 from ..tools.payload import StatusUpdate
 from .common import bus_payloads
-from .test_assignment_sla import MESSAGES_PATH, SEND_OK, WEDNESDAY_10, SharedInboxMixin
+from .test_assignment_sla import MESSAGES_PATH, WEDNESDAY_10, SharedInboxMixin
 
 ARABIC = "ar_001"
 
@@ -17,16 +17,6 @@ ARABIC = "ar_001"
 @tagged("post_install", "-at_install")
 class TestSharedInboxUi(SharedInboxMixin, TransactionCase):
     """Composer quick replies and guidance, state names, one email per burst, live updates."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.setup_shared_inbox()
-
-    def setUp(self):
-        super().setUp()
-        self.graph.requests.clear()
-        self.graph.respond(MESSAGES_PATH, (200, SEND_OK))
 
     def composer(self, lead, user):
         return Form(self.env["crm.whatsapp.composer"].with_user(user).with_context(
