@@ -14,10 +14,9 @@ The fake runs in its own process and only counts rows, so the memory is the expo
 
 import json
 import multiprocessing
-import resource
 import time
 
-from odoo_bench import database_parser, open_registry
+from odoo_bench import database_parser, open_registry, reset_peak_rss, rss_mb
 
 from odoo import SUPERUSER_ID, api
 
@@ -67,11 +66,6 @@ def service_account_key(token_url):
                        "private_key": pem, "token_uri": token_url})
 
 
-def rss_mb():
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
-
-
 def main():
     args = database_parser(__doc__).parse_args()
     registry = open_registry(args)
@@ -94,18 +88,17 @@ def main():
             run = env["crm.bigquery.export.run"].create({"trigger": "manual", "full": True})
             cr.commit()
             before = rss_mb()
-            peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            reset_peak_rss()
             start = time.perf_counter()
             run._execute()
             elapsed = time.perf_counter() - start
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            peak = rss_mb("VmHWM")
             rows = run.rows_leads + run.rows_stage_history + run.rows_messages
             print(f"leads in the database: {leads}; run {run.state} {run.error or ''}")
             print(f"loaded: {run.rows_leads} lead rows, {run.rows_stage_history} stage changes, "
                   f"{run.rows_messages} WhatsApp messages in {run.job_count} load jobs")
             print(f"{rows} rows in {elapsed:.1f} s -> {rows / elapsed:.0f} rows/s")
-            print(f"RSS before {before:.0f} MB, peak {max(peak, peak_before):.0f} MB "
-                  f"(growth {max(peak, peak_before) - before:.0f} MB)")
+            print(f"RSS before {before:.0f} MB, peak {peak:.0f} MB (growth {peak - before:.0f} MB)")
     finally:
         fake.terminate()
         with registry.cursor() as cr:

@@ -27,7 +27,7 @@ with ``--notification email``: the emails are then queued, rendered but not sent
   salesperson as recipient, mark the event done, commit.
 
 It prints messages/s for each mode, ``addon / ceiling`` (and ``addon / naive``), and the
-growth of the process's resident memory during each drain. On a shared machine, use
+growth of the process's resident memory during each drain (at its end and at its peak). On a shared machine, use
 ``--rounds N``: the modes alternate N times and the median of the N ratios is printed.
 """
 
@@ -38,7 +38,7 @@ import time
 import uuid
 
 from markupsafe import escape
-from odoo_bench import database_parser, drain_inbox, open_registry
+from odoo_bench import database_parser, drain_inbox, open_registry, reset_peak_rss, rss_mb
 
 from odoo import SUPERUSER_ID, api
 
@@ -70,14 +70,6 @@ def store(env, phone_number_id, messages):
             "messages": messages}}]}]}
     return env["crm.inbox.event"]._store_events("whatsapp", payload_module().split_notification(notification))
 
-
-def rss_mb():
-    """Resident memory of this process, in MB (Linux)."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def create_existing_customers(env, account, senders, tag):
@@ -209,12 +201,13 @@ def run_mode(registry, name, number, events, senders, chunk=50, existing=False, 
             create_existing_customers(env, env["crm.whatsapp.account"].browse(account_id), senders, tag)
         stored = store(env, phone_number_id, workload(events, senders, tag))
     rss_before = rss_mb()
+    reset_peak_rss()
     start = time.perf_counter()
     processed = drain()
     elapsed = time.perf_counter() - start
     rate = processed / elapsed
     print(f"{name:>8}: {processed} of {stored} events in {elapsed:.2f} s -> {rate:.1f} messages/s,"
-          f" RSS {rss_before:.0f} -> {rss_mb():.0f} MB", flush=True)
+          f" RSS {rss_before:.0f} -> {rss_mb():.0f} MB (peak {rss_mb('VmHWM'):.0f} MB)", flush=True)
     return rate
 
 

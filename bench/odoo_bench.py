@@ -26,6 +26,18 @@ def open_registry(args, *odoo_options):
     return Registry(args.database)
 
 
+def rss_mb(field="VmRSS"):
+    """Resident memory of this process in MB (Linux): now (``VmRSS``) or at its peak (``VmHWM``)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":")) / 1024
+
+
+def reset_peak_rss():
+    """Restart the peak (``VmHWM``) from the current resident memory, so it measures what follows."""
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+        refs.write("5")
+
+
 def drain_inbox(registry, chunk_size):
     """Process the webhook inbox the way its cron does, one committed chunk at a time; return the count."""
     done = 0
