@@ -1,4 +1,5 @@
 from datetime import timedelta
+from itertools import groupby
 
 from markupsafe import Markup
 
@@ -197,34 +198,47 @@ class CrmLead(models.Model):
         due = calendar.plan_hours(minutes / 60, start) if calendar else False
         return due or start + timedelta(minutes=minutes)
 
-    def _whatsapp_inbound_received(self, message):
-        """A customer message: open a conversation (and start its clock) after 24 hours of silence."""
-        self.ensure_one()
-        earlier = self.env["crm.whatsapp.message"].search_count([
-            ("lead_id", "=", self.id), ("direction", "=", "in"), ("id", "!=", message.id),
-            ("message_date", "<=", message.message_date),
-            ("message_date", ">", message.message_date - CONVERSATION_WINDOW),
-        ], limit=1)
-        if earlier:
+    @api.model
+    def _whatsapp_inbound_received(self, messages):
+        """Customer messages (in date order): each one after 24 hours of silence on its lead
+        opens a conversation and starts its clock."""
+        history = {}
+        # One read for the whole batch: the inbound messages of its leads in the window before it.
+        for earlier in self.env["crm.whatsapp.message"].search_fetch([
+            ("lead_id", "in", messages.lead_id.ids), ("direction", "=", "in"),
+            ("message_date", ">", messages[0].message_date - CONVERSATION_WINDOW),
+            ("message_date", "<=", messages[-1].message_date),
+        ], ["lead_id", "message_date"]):
+            history.setdefault(earlier.lead_id, []).append((earlier.message_date, earlier.id))
+        # Messages of the same second are ordered by id, so one of a burst opens the conversation.
+        openings = [message for message in messages if not any(
+            (date, id_) < (message.message_date, message.id)
+            and date > message.message_date - CONVERSATION_WINDOW
+            for date, id_ in history.get(message.lead_id, ()))]
+        if not openings:
             return
-        deadline = self._whatsapp_sla_deadline_from(message.message_date)
+        deadlines = [message.lead_id._whatsapp_sla_deadline_from(message.message_date) for message in openings]
         # sudo: conversations are written by the system only (salespeople read them).
-        conversation = self.env["crm.whatsapp.conversation"].sudo().create({
-            "lead_id": self.id,
+        conversations = self.env["crm.whatsapp.conversation"].sudo().create([{
+            "lead_id": message.lead_id.id,
             "account_id": message.account_id.id,
             "opening_message_id": message.id,
-            "team_id": self.team_id.id,
-            "user_id": self.user_id.id,
-            "company_id": self.company_id.id,
+            "team_id": message.lead_id.team_id.id,
+            "user_id": message.lead_id.user_id.id,
+            "company_id": message.lead_id.company_id.id,
             "started_at": message.message_date,
             "deadline": deadline,
             "sla_state": "running" if deadline else "none",
-        })
-        self.sudo().write({"whatsapp_conversation_id": conversation.id,
-                           "whatsapp_waiting_since": message.message_date,
-                           "whatsapp_sla_deadline": deadline})
-        if deadline:
-            self.env.ref(SLA_CRON_XMLID).sudo()._trigger(deadline)
+        } for message, deadline in zip(openings, deadlines, strict=True)])
+        latest = {}  # a lead shows its latest conversation
+        for message, deadline, conversation in zip(openings, deadlines, conversations, strict=True):
+            latest[message.lead_id] = {"whatsapp_conversation_id": conversation.id,
+                                       "whatsapp_waiting_since": message.message_date,
+                                       "whatsapp_sla_deadline": deadline}
+        for lead, values in latest.items():
+            lead.sudo().write(values)
+        if any(deadlines):
+            self.env.ref(SLA_CRON_XMLID).sudo()._trigger(sorted({deadline for deadline in deadlines if deadline}))
 
     def _whatsapp_reply_sent(self, message):
         """A reply from Odoo (composer or template): stop the clock of the open conversation."""
@@ -288,10 +302,14 @@ class CrmWhatsappMessage(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         messages = super().create(vals_list)
-        for message in messages.filtered("lead_id").sorted(lambda m: (m.message_date, m.id)):
-            if message.direction == "in":
-                message.lead_id._whatsapp_inbound_received(message)
-            elif not message.is_automatic:
+        ordered = messages.filtered("lead_id").sorted(lambda m: (m.message_date, m.id))
+        # Consecutive inbound messages are handled together; replies in between keep their place.
+        for inbound, run in groupby(ordered, key=lambda message: message.direction == "in"):
+            run = self.browse(message.id for message in run)
+            if inbound:
+                self.env["crm.lead"]._whatsapp_inbound_received(run)
+                continue
+            for message in run.filtered(lambda m: not m.is_automatic):
                 message.lead_id._whatsapp_reply_sent(message)
         return messages
 

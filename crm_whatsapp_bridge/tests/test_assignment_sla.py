@@ -195,6 +195,20 @@ class TestFirstResponse(SharedInboxMixin, TransactionCase):
         self.assertNotEqual(lead.whatsapp_conversation_id, conversation)
         self.assertEqual(len(lead.whatsapp_conversation_ids), 2)
 
+    @freeze_time(WEDNESDAY_10)
+    def test_a_burst_in_one_second_opens_one_conversation(self):
+        # WhatsApp dates messages to the second: a burst shares one timestamp, in one chunk.
+        first, second = text_message("15550200105", "Hi"), text_message("15550200105", "Is it in stock?")
+        self.store(notification([first, second]))
+        self.process_all()
+        messages = self.env["crm.whatsapp.message"].search([("wamid", "in", [first["id"], second["id"]])])
+        lead = messages.lead_id
+        self.assertEqual(len(lead), 1)
+        self.assertEqual(len(lead.whatsapp_conversation_ids), 1)
+        self.assertEqual(lead.whatsapp_conversation_id.opening_message_id, messages.sorted("id")[0])
+        self.assertEqual((lead.whatsapp_waiting_since, lead.whatsapp_sla_deadline),
+                         (WEDNESDAY_10, WEDNESDAY_10 + timedelta(minutes=15)))
+
     def test_deadline_counts_working_time_only(self):
         with freeze_time(datetime(2031, 1, 8, 16, 55)):
             lead = self.lead_of("15550200110")
