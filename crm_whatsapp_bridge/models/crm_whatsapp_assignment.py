@@ -65,27 +65,35 @@ class CrmLead(models.Model):
         Called on newly created leads. Each assignment is logged in the lead's chatter;
         leads nobody can take now are flagged and assigned by the waiting-leads cron.
         """
+        logs = {}
         # The first message, posted next, tells the salesperson: no separate "assigned to you" notice.
         for lead in self.with_context(mail_auto_subscribe_no_notify=True):
             user = rule_owner._whatsapp_pick_user(lead)
             if user:
-                lead._whatsapp_set_salesperson(user, rule_owner)
+                logs[lead.id] = lead._whatsapp_set_salesperson(user, rule_owner)
             elif rule_owner.assignment_rule != "fixed" and rule_owner.team_id:
                 lead.write({"user_id": False, "team_id": rule_owner.team_id.id, "whatsapp_assign_pending": True})
-                lead._message_log(body=_(
+                logs[lead.id] = _(
                     "Nobody in %(team)s is working or available for WhatsApp now: the lead waits for the "
-                    "first member who starts.", team=rule_owner.team_id.display_name))
+                    "first member who starts.", team=rule_owner.team_id.display_name)
+        if logs:
+            self.browse(logs)._message_log_batch(logs)
 
     def _whatsapp_set_salesperson(self, user, rule_owner):
+        """Give this lead to ``user`` under the rule of ``rule_owner``; return the line for its chatter."""
         self.ensure_one()
         rule = dict(self.env["crm.whatsapp.assignment.mixin"]._fields["assignment_rule"]
                     ._description_selection(self.env))[rule_owner.assignment_rule]
-        values = {"user_id": user.id, "whatsapp_assign_pending": False}
+        values = {"user_id": user, "whatsapp_assign_pending": False}
         if rule_owner.team_id:
-            values["team_id"] = rule_owner.team_id.id
-        self.write(values)
-        self._message_log(body=_("Assigned to %(user)s (%(rule)s, %(origin)s).",
-                                 user=user.name, rule=rule, origin=rule_owner.display_name))
+            values["team_id"] = rule_owner.team_id
+        # A lead created with the fixed rule's salesperson already has them: no second write.
+        changes = {name: value.id if isinstance(value, models.BaseModel) else value
+                   for name, value in values.items() if self[name] != value}
+        if changes:
+            self.write(changes)
+        return _("Assigned to %(user)s (%(rule)s, %(origin)s).",
+                 user=user.name, rule=rule, origin=rule_owner.display_name)
 
     @api.model
     def _cron_whatsapp_assign_waiting(self):
@@ -97,6 +105,6 @@ class CrmLead(models.Model):
             owner = lead.whatsapp_account_id or lead.meta_page_id
             user = owner._whatsapp_pick_user(lead) if owner else self.env["res.users"]
             if user:
-                lead._whatsapp_set_salesperson(user, owner)
+                lead._message_log(body=lead._whatsapp_set_salesperson(user, owner))
             elif not owner:
                 lead.whatsapp_assign_pending = False
