@@ -66,6 +66,12 @@ class CrmWhatsappConsent(models.Model):
         return self.sudo().search([("partner_id", "=", partner.id), ("account_id", "=", account.id)], limit=1)
 
     @api.model
+    def _pairs_with_consent(self, partners, accounts):
+        """The ``(partner, account)`` pairs of ``partners`` and ``accounts`` that have a consent record."""
+        return {(consent.partner_id, consent.account_id) for consent in self.sudo().search(
+            [("partner_id", "in", partners.ids), ("account_id", "in", accounts.ids)])}
+
+    @api.model
     def _is_blacklisted(self, partner):
         number = self._number_of(partner)
         return bool(number) and bool(self.env["phone.blacklist"].sudo().search_count([("number", "=", number)]))
@@ -126,17 +132,52 @@ class CrmWhatsappConsent(models.Model):
             consent._sync_blacklist(reason)
         return consent
 
+    @api.model
+    def _record_conversations_started(self, messages):
+        """Open the consent of customers who wrote first, one per message of ``messages``
+        (inbound, of ``(contact, number)`` pairs without a consent): allowed, or stopped
+        when the number is on the phone blacklist, which then already agrees."""
+        if not messages:
+            return self.browse()
+        numbers = [self._number_of(message.partner_id) for message in messages]
+        blacklisted = set(self.env["phone.blacklist"].sudo().search(
+            [("number", "in", [number for number in numbers if number])]).mapped("number"))
+        values, history = [], []
+        for message, number in zip(messages, numbers, strict=True):
+            stopped = bool(number) and number in blacklisted
+            state = {
+                "marketing": "stopped" if stopped else "allowed",
+                "source": "blacklist" if stopped else "conversation",
+                "reason": _("The number is on the phone blacklist.") if stopped
+                else _("The customer wrote first on WhatsApp."),
+            }
+            values.append(dict(state, partner_id=message.partner_id.id, account_id=message.account_id.id,
+                               phone=number, changed_at=message.message_date, changed_by_id=self.env.user.id,
+                               opt_in_source=False if stopped else "conversation"))
+            history.append(dict(state, date=message.message_date, previous="unknown", applied=True,
+                                user_id=self.env.user.id, message_id=message.id))
+        consents = self.sudo().create(values)
+        self.env["crm.whatsapp.consent.history"].sudo().create([
+            dict(entry, consent_id=consent.id) for entry, consent in zip(history, consents, strict=True)])
+        consents._update_leads()
+        return consents
+
     def _update_leads(self):
         """Show the consent on the contact's leads of this number (or of no number).
 
         Writing the leads also dates the change on them, so the BigQuery export and
         ``GET /crm/leads`` (which follow lead changes) carry the new state.
         """
+        leads = self.env["crm.lead"].sudo().with_context(active_test=False).search(
+            [("partner_id", "in", self.partner_id.ids)])
+        state_of = {}  # the last consent of a lead's contact and number wins
         for consent in self:
-            self.env["crm.lead"].sudo().with_context(active_test=False).search([
-                ("partner_id", "=", consent.partner_id.id),
-                ("whatsapp_account_id", "in", [consent.account_id.id, False]),
-            ]).write({"whatsapp_marketing_consent": consent.marketing})
+            for lead in leads.filtered(lambda lead, c=consent: lead.partner_id == c.partner_id and (
+                    not lead.whatsapp_account_id or lead.whatsapp_account_id == c.account_id)):
+                state_of[lead] = consent.marketing
+        for state in set(state_of.values()):
+            leads.browse(lead.id for lead, lead_state in state_of.items() if lead_state == state).write(
+                {"whatsapp_marketing_consent": state})
 
     def _sync_blacklist(self, reason):
         """Mirror the consent on Odoo's phone blacklist: stopped adds the number, allowed removes it."""

@@ -19,20 +19,31 @@ class CrmWhatsappMessage(models.Model):
         conversation): it never re-subscribes a contact who opted out.
         """
         Consent = self.env["crm.whatsapp.consent"]
-        inbound = self.filtered(lambda m: m.direction == "in" and m.partner_id)
-        for message in inbound.sorted(lambda m: (m.message_date, m.id)):
+        inbound = self.filtered(lambda m: m.direction == "in" and m.partner_id).sorted(lambda m: (m.message_date, m.id))
+        keywords = {message: match_keyword(message.body, message.account_id.opt_out_keywords,
+                                           message.account_id.opt_in_keywords)
+                    if message.message_type in KEYWORD_TYPES else None for message in inbound}
+
+        def number(message):
+            return Consent._number_of(message.partner_id) or message.partner_id
+
+        settled = Consent._pairs_with_consent(inbound.partner_id, inbound.account_id)
+        # Customers who wrote first are recorded together, except numbers that also sent a
+        # keyword in these messages: a keyword may change the blacklist, so those go in order below.
+        with_keyword = {number(message) for message, keyword in keywords.items() if keyword}
+        started = {}
+        for message in inbound:
+            if (message.partner_id, message.account_id) not in settled and number(message) not in with_keyword:
+                started.setdefault((message.partner_id, message.account_id), message)
+        Consent._record_conversations_started(self.browse(message.id for message in started.values()))
+        settled |= set(started)
+        for message in inbound:
             account, partner = message.account_id, message.partner_id
-            keyword = (match_keyword(message.body, account.opt_out_keywords, account.opt_in_keywords)
-                       if message.message_type in KEYWORD_TYPES else None)
+            keyword = keywords[message]
+            if not keyword and (partner, account) not in settled:
+                Consent._record_conversations_started(message)
+            settled.add((partner, account))
             if not keyword:
-                if not Consent._get(partner, account):
-                    blacklisted = Consent._is_blacklisted(partner)
-                    Consent._record(
-                        partner, account, "stopped" if blacklisted else "allowed",
-                        "blacklist" if blacklisted else "conversation",
-                        _("The number is on the phone blacklist.") if blacklisted
-                        else _("The customer wrote first on WhatsApp."),
-                        at=message.message_date, message=message)
                 continue
             stop = keyword == "stop"
             consent = Consent._record(partner, account, "stopped" if stop else "allowed", "keyword",

@@ -198,6 +198,23 @@ class TestConsent(WebhookClientMixin, WhatsappTestMixin, HttpCase):
         self.assertEqual(consent.marketing, "stopped", "the earlier greeting does not re-subscribe")
         self.assertEqual(len(self.replies()), 1)
 
+    def test_customers_writing_first_in_one_chunk(self):
+        # Three new customers in one notification; the second one's number is on the blacklist.
+        self.env["phone.blacklist"].with_user(self.admin).add("+966501230002")
+        senders = ["966501230001", "966501230002", "966501230003"]
+        messages = [text_message(sender, f"Hello from {sender}") for sender in senders]
+        self.deliver(notification(messages + [text_message(senders[0], "Still there?")]))
+        for sender, message in zip(senders, messages, strict=True):
+            wa_message = self.env["crm.whatsapp.message"].search([("wamid", "=", message["id"])])
+            consent = self.consent(wa_message.partner_id)
+            expected = ("stopped", "blacklist") if sender == senders[1] else ("allowed", "conversation")
+            self.assertEqual((consent.marketing, consent.source), expected, sender)
+            self.assertEqual(consent.phone, "+" + sender)
+            self.assertEqual(consent.history_ids.mapped("message_id"), wa_message, "one ledger line, its message")
+            self.assertEqual(wa_message.lead_id.whatsapp_marketing_consent, expected[0])
+        self.assertTrue(self.blacklisted("+966501230002"), "the blacklist is left as it was")
+        self.assertFalse(self.blacklisted("+966501230001"))
+
     # ------------------------------------------------------------ user_preferences
 
     def test_user_preferences_webhook_stops_and_resumes(self):
