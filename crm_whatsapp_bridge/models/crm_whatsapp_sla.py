@@ -331,8 +331,11 @@ class CrmWhatsappMessage(models.Model):
 
     def _whatsapp_send_auto_replies(self):
         """The welcome (working hours) or away message for the conversations these messages opened."""
+        # Numbers without a welcome or away message need no working-hours check.
+        openings = self.filtered(lambda message: message.account_id.welcome_message
+                                 or message.account_id.away_message)
         conversations = self.env["crm.whatsapp.conversation"].sudo().search([
-            ("opening_message_id", "in", self.ids), ("auto_reply_message_id", "=", False)])
+            ("opening_message_id", "in", openings.ids), ("auto_reply_message_id", "=", False)]) if openings else []
         for conversation in conversations:
             opening = conversation.opening_message_id
             account, partner = opening.account_id, opening.partner_id
