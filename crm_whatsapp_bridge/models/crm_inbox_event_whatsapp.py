@@ -112,12 +112,14 @@ class CrmInboxEvent(models.Model):
         wa_messages._consent_apply_keywords()
 
     def _after_chunk(self, done_events):
+        """The salesperson's toasts, then the welcome or away replies, for the chunk's inbound messages."""
         super()._after_chunk(done_events)
         wamids = done_events.filtered(lambda e: e.source == "whatsapp" and e.event_type == "message")
         if wamids:
-            self.env["crm.whatsapp.message"].search([
-                ("wamid", "in", wamids.mapped("external_id")), ("direction", "=", "in"),
-            ])._notify_salesperson()
+            inbound = self.env["crm.whatsapp.message"].search([
+                ("wamid", "in", wamids.mapped("external_id")), ("direction", "=", "in")])
+            inbound._notify_salesperson()
+            inbound._whatsapp_send_auto_replies()
 
     def _process_whatsapp_status(self):
         """Apply a delivery status to the outbound message it belongs to."""

@@ -364,15 +364,3 @@ class CrmWhatsappAccount(models.Model):
         if people:
             return bool(people._whatsapp_working_at(moment))
         return works_at(self.company_id.resource_calendar_id, self.env["resource.resource"], moment)
-
-
-class CrmInboxEvent(models.Model):
-    _inherit = "crm.inbox.event"
-
-    def _after_chunk(self, done_events):
-        super()._after_chunk(done_events)
-        messages = done_events.filtered(lambda e: e.source == "whatsapp" and e.event_type == "message")
-        if messages:
-            self.env["crm.whatsapp.message"].search([
-                ("wamid", "in", messages.mapped("external_id")), ("direction", "=", "in"),
-            ])._whatsapp_send_auto_replies()
