@@ -19,6 +19,12 @@ MAX_ATTEMPTS = 5
 RETRY_BASE_DELAY = timedelta(minutes=1)
 CHUNK_SIZE = 50
 CRON_XMLID = "crm_whatsapp_bridge.ir_cron_process_inbox"
+# Advisory locks of the handshake between the webhooks and a running drain (see
+# _trigger_processing): every transaction storing events holds STORING shared until it
+# ends; a running drain holds DRAINING from its first chunk until it has seen every
+# event stored while it ran.
+INBOX_STORING_LOCK = "inbox:storing"
+INBOX_DRAINING_LOCK = "inbox:draining"
 
 
 class InboxDeadLetter(Exception):
@@ -134,6 +140,8 @@ class CrmInboxEvent(models.Model):
         """
         if not events:
             return []
+        # Before the INSERT: a transaction never waits for this lock while holding a row another waits on.
+        self._advisory_lock(INBOX_STORING_LOCK, shared=True)
         events = [storable(event) for event in events]
         rows = SQL(", ").join(
             SQL("(%s, %s, %s, %s, %s, %s::jsonb, 'pending', 0, %s, %s,"
@@ -159,7 +167,33 @@ class CrmInboxEvent(models.Model):
 
     @api.model
     def _trigger_processing(self, at=None):
+        """Wake the inbox cron for the events this transaction stored (at ``at``, or now).
+
+        A wake-up now costs Odoo a new PostgreSQL connection (``ir.cron._notifydb``),
+        which would dominate a webhook's own work; so while a drain is running it is
+        skipped: that drain sees these events before it ends (:meth:`_ready_after_storing`).
+        """
+        if at is None and self._drain_running():
+            return
         self.env.ref(CRON_XMLID).sudo()._trigger(at)
+
+    @api.model
+    def _drain_running(self):
+        """Whether a drain is running; if so, it sees what this transaction stores or requeues.
+
+        This transaction holds the storing lock until it ends (taken first by
+        :meth:`_insert_events` when it stores), so the drain waits for it before it ends.
+        """
+        self._advisory_lock(INBOX_STORING_LOCK, shared=True)
+        return not self._advisory_lock(INBOX_DRAINING_LOCK, shared=True, wait=False)
+
+    @api.model
+    def _advisory_lock(self, name, shared=False, wait=True):
+        """Take the transaction-level advisory lock ``name``; without ``wait``, return whether it was free."""
+        function = "pg_{}advisory_xact_lock{}".format("" if wait else "try_", "_shared" if shared else "")
+        self.env.cr.execute(SQL("SELECT %s(hashtext('crm_whatsapp_bridge'), hashtext(%s))",
+                                SQL.identifier(function), name))
+        return self.env.cr.fetchone()[0] is not False
 
     # ------------------------------------------------------------------
     # Processing (cron side)
@@ -177,15 +211,48 @@ class CrmInboxEvent(models.Model):
         """
         budget = CronBudget(limit_time_cpu=config["limit_time_cpu"])
         done = 0
-        while True:
-            self.env.cr.commit()
-            processed = self._process_chunk(budget.unit(CHUNK_SIZE), read_committed=True)
-            self.env.cr.commit()
-            budget.done(processed)
-            done += processed
-            if not processed or budget.exhausted():
-                break
-        self.env["ir.cron"]._crm_report_progress(CRON_XMLID, done, self._count_ready())
+        self.env.cr.commit()
+        self._draining(True)
+        self.env.cr.commit()  # each chunk must open its own (READ COMMITTED) transaction
+        try:
+            while True:
+                processed = self._process_chunk(budget.unit(CHUNK_SIZE), read_committed=True)
+                self.env.cr.commit()
+                budget.done(processed)
+                done += processed
+                if processed and not budget.exhausted():
+                    continue
+                remaining = self._ready_after_storing()
+                if not remaining or budget.exhausted():
+                    break
+                self.env.cr.commit()  # what the webhooks stored meanwhile is drained in this call
+            # Released while the storing lock is held: a webhook storing from now on wakes the cron itself.
+            self._draining(False)
+        except Exception:
+            # A session lock outlives the transaction: never leave it on the pooled connection.
+            self.env.cr.rollback()
+            self._draining(False)
+            raise
+        self.env["ir.cron"]._crm_report_progress(CRON_XMLID, done, remaining)
+
+    @api.model
+    def _draining(self, running):
+        """Hold (or release) the draining lock on this connection, across the drain's commits."""
+        self.env.cr.execute(SQL("SELECT %s(hashtext('crm_whatsapp_bridge'), hashtext(%s))",
+                                SQL.identifier("pg_advisory_lock" if running else "pg_advisory_unlock"),
+                                INBOX_DRAINING_LOCK))
+
+    @api.model
+    def _ready_after_storing(self):
+        """The events ready now, counting every one a webhook is storing; must start a transaction.
+
+        The storing lock, taken exclusively, waits for the transactions still storing
+        events (they skipped the wake-up, seeing the drain running) and holds back new
+        ones until this transaction ends.
+        """
+        self.env.cr.execute(SQL("SET TRANSACTION ISOLATION LEVEL READ COMMITTED"))
+        self._advisory_lock(INBOX_STORING_LOCK)
+        return self._count_ready()  # READ COMMITTED: sees what the lock waited for
 
     @api.model
     def _count_ready(self):

@@ -5,8 +5,9 @@ from datetime import datetime
 from odoo.tests import BaseCase, tagged
 
 from ..tools.leadgen import backfill_payload, leadgen_event
+from ..tools.payload import split_notification
 from .committed import CommittedWhatsappMixin
-from .common import text_message
+from .common import notification, text_message
 from .fake_graph import lead_object
 
 WORKERS = 16
@@ -98,3 +99,51 @@ class TestConcurrentWorkers(CommittedWhatsappMixin, BaseCase):
             leads.unlink()
             partners.unlink()
             env["crm.meta.page"].browse(page_db_id).unlink()
+
+
+@tagged("post_install", "-at_install")
+class TestWakeUpWhileDraining(CommittedWhatsappMixin, BaseCase):
+    """Webhooks skip the costly cron wake-up while a drain runs; the drain still sees their events."""
+
+    def _triggers(self, env):
+        cron = env.ref("crm_whatsapp_bridge.ir_cron_process_inbox")
+        return env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)])
+
+    def _webhook(self, cr, sender):
+        """What the webhook does with one new message, without committing; return triggers added."""
+        env = self._env(cr)
+        before = self._triggers(env)
+        self.assertEqual(self._store_in(env, [text_message(sender, "hi")]), 1)
+        env["crm.inbox.event"]._trigger_processing()
+        return self._triggers(env) - before
+
+    def _store_in(self, env, messages):
+        payload = notification(messages, phone_number_id=self.phone_number_id)
+        return env["crm.inbox.event"]._store_events("whatsapp", split_notification(payload))
+
+    def test_a_running_drain_waits_for_the_webhooks_that_skipped_the_wake_up(self):
+        sender = f"1555{uuid.uuid4().int % 10**7:07d}"
+        with self.registry.cursor() as drain_cr, self.registry.cursor() as webhook_cr:
+            drain = self._env(drain_cr)["crm.inbox.event"]
+            drain._draining(True)
+            drain_cr.commit()
+            self.assertEqual(self._webhook(webhook_cr, sender), 0, "no wake-up while the drain runs")
+            counted = []
+            closing = threading.Thread(target=lambda: counted.append(drain._ready_after_storing()))
+            closing.start()
+            closing.join(1)
+            self.assertTrue(closing.is_alive(), "the drain waits for the webhook still storing")
+            webhook_cr.commit()
+            closing.join(30)
+            self.assertFalse(closing.is_alive())
+            self.assertGreaterEqual(counted[0], 1, "the drain counts the event stored meanwhile")
+            drain._draining(False)
+            drain_cr.commit()
+            # No drain running: the next webhook wakes the cron itself.
+            self.assertEqual(self._webhook(webhook_cr, sender), 1)
+            webhook_cr.commit()
+        with self.registry.cursor() as cr:
+            self._env(cr)["crm.inbox.event"]._cron_process_inbox()
+        with self.registry.cursor() as cr:
+            events = self._env(cr)["crm.inbox.event"].search([("channel_ref", "=", self.phone_number_id)])
+            self.assertEqual(events.mapped("state"), ["done", "done"])
