@@ -233,6 +233,9 @@ class CrmInboxEvent(models.Model):
             self.env.cr.rollback()
             self._draining(False)
             raise
+        if remaining and not done:
+            # Stored while this call (its budget spent) claimed nothing: their webhooks left the wake-up to it.
+            self.env.ref(CRON_XMLID).sudo()._trigger()
         self.env["ir.cron"]._crm_report_progress(CRON_XMLID, done, remaining)
 
     @api.model
