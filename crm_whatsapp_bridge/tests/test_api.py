@@ -6,8 +6,13 @@ from odoo.tests import HttpCase, new_test_user, tagged
 
 from .common import WhatsappTestMixin, api_keys, read_own_transaction_as_committed
 
-# A window no other lead of a test database is created in.
-T0 = datetime(2031, 3, 3, 9, 0, 0)
+# A window no other lead of a test database is created in: five years from now, at 09:00.
+T0 = (datetime.now() + timedelta(days=5 * 365)).replace(hour=9, minute=0, second=0, microsecond=0)
+
+
+def iso_z(moment):
+    """``moment`` (naive UTC) as the API writes it."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @tagged("post_install", "-at_install")
@@ -133,8 +138,8 @@ class TestCrmJsonApi(WhatsappTestMixin, HttpCase):
         self.assertEqual(lead["salesperson"], {"id": self.salesperson.id, "name": "Sara Salesperson"})
         self.assertEqual(lead["team"]["id"], self.team.id)
         self.assertEqual(lead["source"], self.whatsapp.name)
-        self.assertEqual(lead["last_whatsapp_message_at"], "2031-03-03T11:00:00Z")
-        self.assertEqual(lead["created_at"], "2031-03-03T09:00:01Z")
+        self.assertEqual(lead["last_whatsapp_message_at"], iso_z(T0 + timedelta(hours=2)))
+        self.assertEqual(lead["created_at"], iso_z(T0 + timedelta(seconds=1)))
         self.assertTrue(lead["won_at"])
         self.assertIsNone(lead["lost_at"])
         self.assertTrue(lead["active"])
@@ -159,8 +164,9 @@ class TestCrmJsonApi(WhatsappTestMixin, HttpCase):
         self.assertEqual(names(source="api newsletter"), ["API Delta"])
         self.assertEqual(names(user_id=self.other_salesperson.id), ["API Charlie", "API Delta"])
         self.assertEqual(names(type="lead"), ["API Alpha", "API Echo"])
-        self.assertEqual(names(created_after="2031-03-03T09:00:04Z"), ["API Foxtrot", "API Golf"])
-        self.assertEqual(names(updated_after="2031-03-03T12:00:05+03:00"), ["API Golf"])
+        self.assertEqual(names(created_after=iso_z(T0 + timedelta(seconds=4))), ["API Foxtrot", "API Golf"])
+        in_riyadh = (T0 + timedelta(hours=3, seconds=5)).strftime("%Y-%m-%dT%H:%M:%S+03:00")  # T0 + 5 s
+        self.assertEqual(names(updated_after=in_riyadh), ["API Golf"])
         self.assertEqual(names(q="echo@example"), ["API Echo"])
         self.assertEqual(names(q="501110002"), ["API Bravo"])
         self.assertEqual(names(q="charlie"), ["API Charlie"])
@@ -207,7 +213,7 @@ class TestCrmJsonApi(WhatsappTestMixin, HttpCase):
             return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
         for raw in ("[Infinity,1]", "[1e400,1]", f"[{10**30},1]", f"[1,{10**30}]", f"[1,{2**31}]", "[1.5,1]",
-                    '["2031-03-03T09:00:00",1]'):
+                    f'["{T0.isoformat()}",1]'):
             with self.subTest(cursor=raw):
                 message = self.assertApiError(self.get("/crm/leads", self.admin, cursor=b64(raw)),
                                               400, "invalid_parameter")
@@ -250,7 +256,7 @@ class TestCrmJsonApi(WhatsappTestMixin, HttpCase):
         self._reply_times()
         date_from, date_to = T0, T0 + timedelta(seconds=6)  # excludes Golf, created at T0 + 6 s
         body = self.get("/crm/stats", self.admin, team_id=self.team.id,
-                        date_from="2031-03-03T09:00:00Z", date_to="2031-03-03T09:00:06Z").json()
+                        date_from=iso_z(date_from), date_to=iso_z(date_to)).json()
         leads, won, lost = self._expected_stats(date_from, date_to)
         self.assertEqual(body["leads_created"], len(leads))
         self.assertEqual(body["leads_created"], 6)
@@ -272,17 +278,18 @@ class TestCrmJsonApi(WhatsappTestMixin, HttpCase):
     def test_stats_filters_and_errors(self):
         self._reply_times()
         body = self.get("/crm/stats", self.admin, team_id=self.team.id, source="whatsapp",
-                        date_from="2031-03-03", date_to="2031-03-04").json()
+                        date_from=str(T0.date()), date_to=str(T0.date() + timedelta(days=1))).json()
         self.assertEqual(body["leads_created"], 4)
         self.assertEqual((body["won"], body["lost"]), (1, 1))
         self.assertEqual(body["whatsapp_first_response"]["median_seconds"], statistics.median([60, 300]))
         as_other = self.get("/crm/stats", self.other_salesperson, team_id=self.team.id,
-                            date_from="2031-03-03", date_to="2031-03-04").json()
+                            date_from=str(T0.date()), date_to=str(T0.date() + timedelta(days=1))).json()
         self.assertEqual(as_other["leads_created"], 3, "record rules apply to the numbers too")
         self.assertIn("date_from", self.assertApiError(
             self.get("/crm/stats", self.admin), 400, "invalid_parameter"))
         self.assertIn("date_to", self.assertApiError(
-            self.get("/crm/stats", self.admin, date_from="2031-03-04", date_to="2031-03-03"), 400,
+            self.get("/crm/stats", self.admin, date_from=str(T0.date() + timedelta(days=1)),
+                     date_to=str(T0.date())), 400,
             "invalid_parameter"))
 
     # --------------------------------------------------------------- openapi

@@ -4,6 +4,7 @@ Every request is real HTTP to the running Odoo, signed like Meta's where it is a
 """
 
 import json
+from datetime import date, timedelta
 
 from odoo.tests import HttpCase, tagged
 
@@ -277,7 +278,8 @@ class TestBadApiInput(MetaTestMixin, HttpCase):
         self.assertEqual(names(q="5_%"), [])
 
     def test_stats_parameters(self):
-        base = {"date_from": "2026-01-01", "date_to": "2026-02-01"}
+        last_month = date.today() - timedelta(days=31)
+        base = {"date_from": str(last_month), "date_to": str(last_month + timedelta(days=31))}
         for name, value in (("date_from", "0001-01-01T00:00:00+01:00"), ("date_to", "9999-12-31T23:59:59-01:00"),
                             ("team_id", "²"), ("user_id", "9" * 5000), ("source", "\\")):
             with self.subTest(parameter=name):

@@ -2,7 +2,7 @@ import json
 import time
 import uuid
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -17,7 +17,7 @@ from ..tools import cron_budget
 from ..tools.bigquery_tables import TABLES
 from .common import WhatsappTestMixin, api_keys, read_own_transaction_as_committed
 
-T0 = datetime(2026, 1, 1, 8, 0, 0)
+T0 = (datetime.now() - timedelta(days=30)).replace(hour=8, minute=0, second=0, microsecond=0)
 
 
 def service_account_key(token_url):
@@ -115,7 +115,7 @@ class TestBigQueryExport(BigQueryTestMixin, TransactionCase):
         self.assertEqual(set(rows), set(self.leads.ids))
         self.assertEqual(rows[self.leads[0].id]["partner_phone"], "+966502220000")
         self.assertEqual(rows[self.leads[0].id]["utm_source"], self.whatsapp.name)
-        self.assertEqual(rows[self.leads[0].id]["updated_at"], "2026-01-01 08:00:00.000000")
+        self.assertEqual(rows[self.leads[0].id]["updated_at"], T0.strftime("%Y-%m-%d %H:%M:%S.%f"))
         self.assertEqual(len(self.bq.rows("crm_leads")), self.all_lead_count())
         self.assertEqual(run.rows_leads, self.all_lead_count())
         history = [row for row in self.bq.rows("crm_stage_history") if row["lead_id"] == self.leads[1].id]

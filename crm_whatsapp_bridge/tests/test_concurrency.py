@@ -1,6 +1,6 @@
 import threading
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from odoo.tests import BaseCase, tagged
 
@@ -75,7 +75,7 @@ class TestConcurrentWorkers(CommittedWhatsappMixin, BaseCase):
             env = self._env(cr)
             page = env["crm.meta.page"].create({"name": "Race page", "page_id": page_id, "access_token": "t"})
             self.addCleanup(self._cleanup_page, page.id, page_id)
-            lead = lead_object(f"9{sender}", "1", datetime(2026, 1, 1),
+            lead = lead_object(f"9{sender}", "1", datetime.now().replace(microsecond=0) - timedelta(hours=1),
                                {"full_name": "Racer", "phone_number": "+" + sender})
             env["crm.inbox.event"]._store_events("meta", [leadgen_event(lead["id"], page_id,
                                                                         backfill_payload(page_id, lead))])

@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from odoo.tests import TransactionCase, tagged
 
@@ -9,6 +9,8 @@ RATE_LIMIT = graph_error_body(4, "(#4) Application request limit reached")
 TOKEN_EXPIRED = {"error": {
     "message": "Error validating access token: Session has expired on Sunday, 24-Nov-24 10:00:00 PST.",
     "type": "OAuthException", "code": 190, "error_subcode": 463, "fbtrace_id": "A1b2C3d4E5f6G7h8I9j0K1l"}}
+
+AN_HOUR_AGO = datetime.now().replace(microsecond=0) - timedelta(hours=1)
 
 
 @tagged("post_install", "-at_install")
@@ -26,7 +28,7 @@ class TestMetaLeadProcessing(MetaTestMixin, TransactionCase):
 
     def serve(self, leadgen_id, answers, **extra):
         extra.setdefault("form_id", FORM_ID)
-        lead = lead_object(leadgen_id, extra.pop("form_id"), datetime(2026, 11, 24, 12, 23, 15), answers, **extra)
+        lead = lead_object(leadgen_id, extra.pop("form_id"), AN_HOUR_AGO, answers, **extra)
         self.graph.add_lead(lead)
         return lead
 

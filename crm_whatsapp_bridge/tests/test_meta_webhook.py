@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from odoo.tests import HttpCase, tagged
 
@@ -15,6 +15,8 @@ from .common import (
     text_message,
 )
 from .fake_graph import lead_object
+
+AN_HOUR_AGO = datetime.now().replace(microsecond=0) - timedelta(hours=1)
 
 
 @tagged("post_install", "-at_install")
@@ -79,7 +81,7 @@ class TestMetaWebhook(WebhookClientMixin, MetaTestMixin, HttpCase):
         self.assertEqual((self._inbox().event_type, self._inbox().channel_ref), ("malformed", ""))
 
     def test_webhook_to_lead_end_to_end(self):
-        self.graph.add_lead(lead_object("6000000000000006", FORM_ID, datetime(2026, 11, 24),
+        self.graph.add_lead(lead_object("6000000000000006", FORM_ID, AN_HOUR_AGO,
                                         {"full_name": "Huda Nasser", "email": "huda@example.com",
                                          "phone_number": "+962 79 000 1122"}))
         self.assertEqual(self._post(encode(leadgen_notification("6000000000000006"))).status_code, 200)
