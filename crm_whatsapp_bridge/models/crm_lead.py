@@ -59,7 +59,7 @@ class CrmLead(models.Model):
         for partner, account, messages in conversations:
             key = (partner.id, account.id)
             candidates = open_leads.filtered(
-                lambda lead, p=partner, a=account: lead.partner_id == p and lead.company_id in (a.company_id, False))
+                lambda lead, p=partner, a=account: lead.partner_id == p and lead._crm_shared_with(a.company_id))
             lead = candidates.filtered(lambda lead, a=account: lead.whatsapp_account_id == a)[:1] or candidates[:1]
             opening = next((message for message in messages if self._whatsapp_opens_lead(message)), None)
             if lead:
@@ -84,8 +84,13 @@ class CrmLead(models.Model):
         for key, partner, account in latest_needed:
             result[key] = latest.filtered(
                 lambda lead, p=partner, a=account: lead.partner_id == p
-                and lead.company_id in (a.company_id, False))[:1]
+                and lead._crm_shared_with(a.company_id))[:1]
         return result
+
+    def _crm_shared_with(self, company):
+        """Whether this lead belongs to ``company`` or to no company (shared)."""
+        # An empty company is no recordset equal to False: test it, do not compare it.
+        return not self.company_id or self.company_id == company
 
     @api.model
     def _whatsapp_opens_lead(self, message):

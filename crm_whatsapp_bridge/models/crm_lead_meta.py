@@ -114,7 +114,7 @@ class CrmLead(models.Model):
             target = merged_into.get(key) if partner else None
             if target is None and partner:
                 found = open_leads.filtered(
-                    lambda lead, p=partner, c=company: lead.partner_id == p and lead.company_id in (c, False))[:1]
+                    lambda lead, p=partner, c=company: lead.partner_id == p and lead._crm_shared_with(c))[:1]
                 if found and not found.meta_leadgen_id:
                     found.write(self._meta_lead_values(sub))
                 target = found or None

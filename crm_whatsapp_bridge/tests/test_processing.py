@@ -120,6 +120,15 @@ class TestInboxProcessing(WhatsappTestMixin, TransactionCase):
         self.assertIn("four, after reading", str(inbox_notifications().filtered(
             lambda n: not n.is_read).mail_message_id.body))
 
+    def test_an_open_lead_of_no_company_is_reused(self):
+        partner = self.env["res.partner"].create({"name": "Shared customer", "phone": "+15550101235"})
+        lead = self.env["crm.lead"].create({"name": "Shared lead", "partner_id": partner.id, "company_id": False})
+        self.assertFalse(lead.company_id)
+        message = text_message("15550101235", "hello again")
+        self.store(notification([message]))
+        self.process_all()
+        self.assertEqual(self.event_of(message["id"]).lead_id, lead)
+
     def test_won_lead_is_not_reused(self):
         first = text_message("15550101234", "buy")
         self.store(notification([first]))
