@@ -275,11 +275,15 @@ class CrmAnalyticsEvent(models.Model):
         # Outside debug mode GA4 answers nothing worth keeping: one write for the whole claim.
         delivered._mark_sent({"response": _("Accepted")})
 
+    @api.model
+    def _click_too_old_reason(self):
+        return _("The ad click is more than 7 days old: Meta no longer attributes it.")
+
     def _send_meta(self, config, deadline):
         """Send Conversions API events to their dataset, 1,000 per request."""
         now = fields.Datetime.now()
         unattributable = self.filtered(lambda event: event.attribution_end and event.attribution_end < now)
-        unattributable._mark_skipped(_("The ad click is more than 7 days old: Meta no longer attributes it."))
+        unattributable._mark_skipped(self._click_too_old_reason())
         # Meta refuses events older than 7 days: say so instead of failing the whole request.
         limit = now - timedelta(seconds=CAPI_MAX_AGE_SECONDS - 60)
         too_old = (self - unattributable).filtered(lambda event: event.event_time and event.event_time < limit)

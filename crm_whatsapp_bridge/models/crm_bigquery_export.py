@@ -7,6 +7,7 @@ from odoo.exceptions import UserError
 from odoo.tools import SQL
 from odoo.tools import config as odoo_config
 
+from ..tools.api_params import MAX_ID
 from ..tools.bigquery import (
     JOB_WAIT_SECONDS,
     BigQueryClient,
@@ -30,7 +31,6 @@ PARAM = "crm_whatsapp_bridge.bigquery_"
 JOB_ROWS = 20000
 # A cron call waits at least this long for a load job it sent, even with its budget spent.
 MIN_JOB_WAIT_SECONDS = 2
-MAX_ID = 2**31 - 1
 CRON_XMLID = "crm_whatsapp_bridge.ir_cron_bigquery_export"
 
 # Per table: the rows after a keyset position (marker, id) up to another, in key order. The

@@ -1,6 +1,6 @@
 from datetime import timedelta, timezone
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 
 from ..tools.analytics import (
     CTWA_ATTRIBUTION_SECONDS,
@@ -176,7 +176,7 @@ class CrmLead(models.Model):
         """A GA4 event with no personal data: ids, amounts and the UTM source only."""
         source = (self.source_id.name or "").lower()
         params = {
-            "currency": self.company_currency.name or self.env.company.currency_id.name,
+            "currency": self.company_currency.name,
             "value": self.expected_revenue or 0.0,
             "lead_source": source,
             "engagement_time_msec": 1,
@@ -217,10 +217,10 @@ class CrmLead(models.Model):
             name, now.replace(tzinfo=timezone.utc).timestamp(), self.whatsapp_account_id.waba_id,
             self.whatsapp_ctwa_clid, event_id=self._analytics_event_id(row),
             value=(self.expected_revenue or 0.0) if purchase else None,
-            currency=(self.company_currency.name or self.env.company.currency_id.name) if purchase else None)
+            currency=self.company_currency.name if purchase else None)
         row["batch_key"] = config["dataset_id"]
         clicked_at = self.whatsapp_ctwa_clicked_at or self.create_date or now
         row["attribution_end"] = clicked_at + timedelta(seconds=CTWA_ATTRIBUTION_SECONDS)
         if row["attribution_end"] < now:
-            row["skip_reason"] = _("The ad click is more than 7 days old: Meta no longer attributes it.")
+            row["skip_reason"] = self.env["crm.analytics.event"]._click_too_old_reason()
         return row

@@ -10,7 +10,7 @@ class ResPartner(models.Model):
     def _crm_company_partner_domain(self, company):
         """Contacts a message or form answer received by ``company`` may be matched with:
         that company's and the shared ones (no company). No company given: all of them."""
-        return [("company_id", "in", [company.id, False])] if company else []
+        return self._check_company_domain(company) if company else []
 
     def _crm_whatsapp_numbers(self):
         """The WhatsApp ids (E.164 digits, no +) these contacts write from or were written to."""

@@ -1,12 +1,10 @@
 from odoo import _, api, models
 from odoo.exceptions import UserError
 
-# Sources and mediums the addon's code looks up by XML id: deleting one would break lead creation.
-REQUIRED_SOURCES = (
-    "crm_whatsapp_bridge.utm_source_whatsapp",
-    "crm_whatsapp_bridge.utm_source_instagram",
-    "utm.utm_source_facebook",
-)
+from .crm_lead_analytics import FUNNEL_SOURCE_XMLIDS
+
+# Sources the addon's code looks up by XML id (its leads' sources): deleting one would break lead creation.
+REQUIRED_SOURCES = FUNNEL_SOURCE_XMLIDS
 
 
 class UtmSource(models.Model):
