@@ -141,7 +141,7 @@ class CrmInboxEvent(models.Model):
         if not events:
             return []
         # Before the INSERT: a transaction never waits for this lock while holding a row another waits on.
-        self._advisory_lock(INBOX_STORING_LOCK, shared=True)
+        self._advisory_lock(INBOX_STORING_LOCK, "pg_advisory_xact_lock_shared")
         events = [storable(event) for event in events]
         rows = SQL(", ").join(
             SQL("(%s, %s, %s, %s, %s, %s::jsonb, 'pending', 0, %s, %s,"
@@ -184,16 +184,20 @@ class CrmInboxEvent(models.Model):
         This transaction holds the storing lock until it ends (taken first by
         :meth:`_insert_events` when it stores), so the drain waits for it before it ends.
         """
-        self._advisory_lock(INBOX_STORING_LOCK, shared=True)
-        return not self._advisory_lock(INBOX_DRAINING_LOCK, shared=True, wait=False)
+        self.env.cr.execute(SQL(
+            "SELECT pg_advisory_xact_lock_shared(%s), pg_try_advisory_xact_lock_shared(%s)",
+            self._advisory_key(INBOX_STORING_LOCK), self._advisory_key(INBOX_DRAINING_LOCK)))
+        return not self.env.cr.fetchone()[1]
 
     @api.model
-    def _advisory_lock(self, name, shared=False, wait=True):
-        """Take the transaction-level advisory lock ``name``; without ``wait``, return whether it was free."""
-        function = "pg_{}advisory_xact_lock{}".format("" if wait else "try_", "_shared" if shared else "")
-        self.env.cr.execute(SQL("SELECT %s(hashtext('crm_whatsapp_bridge'), hashtext(%s))",
-                                SQL.identifier(function), name))
-        return self.env.cr.fetchone()[0] is not False
+    def _advisory_key(self, name):
+        """The two-integer key of the addon's advisory lock ``name`` (customer locks use the same form)."""
+        return SQL("hashtext('crm_whatsapp_bridge'), hashtext(%s)", name)
+
+    @api.model
+    def _advisory_lock(self, name, function="pg_advisory_xact_lock"):
+        """Call PostgreSQL's advisory-lock ``function`` on the lock ``name``."""
+        self.env.cr.execute(SQL("SELECT %s(%s)", SQL.identifier(function), self._advisory_key(name)))
 
     # ------------------------------------------------------------------
     # Processing (cron side)
@@ -241,9 +245,7 @@ class CrmInboxEvent(models.Model):
     @api.model
     def _draining(self, running):
         """Hold (or release) the draining lock on this connection, across the drain's commits."""
-        self.env.cr.execute(SQL("SELECT %s(hashtext('crm_whatsapp_bridge'), hashtext(%s))",
-                                SQL.identifier("pg_advisory_lock" if running else "pg_advisory_unlock"),
-                                INBOX_DRAINING_LOCK))
+        self._advisory_lock(INBOX_DRAINING_LOCK, "pg_advisory_lock" if running else "pg_advisory_unlock")
 
     @api.model
     def _ready_after_storing(self):
@@ -332,11 +334,7 @@ class CrmInboxEvent(models.Model):
 
     def _group_by_handler(self):
         """Events by ``(source, event_type)``, in arrival order."""
-        groups = {}
-        for event in self.sorted("id"):
-            groups.setdefault((event.source, event.event_type), self.browse())
-            groups[(event.source, event.event_type)] |= event
-        return groups
+        return self.sorted("id").grouped(lambda event: (event.source, event.event_type))
 
     @api.model
     def _batch_method(self, step, handler):

@@ -75,11 +75,8 @@ class CrmLead(models.Model):
         created = self.with_context(mail_create_nolog=True, mail_auto_subscribe_no_notify=True).create(
             [dict({"source_id": source.id}, **values) for _key, values in to_create])
         result.update(zip([key for key, _values in to_create], created, strict=True))
-        by_account = {}
-        for (_partner_id, account_id), lead in zip([key for key, _values in to_create], created, strict=True):
-            by_account[account_id] = by_account.get(account_id, self.browse()) | lead
-        for account_id, leads in by_account.items():
-            leads._whatsapp_assign(self.env["crm.whatsapp.account"].browse(account_id))
+        for account, leads in created.grouped("whatsapp_account_id").items():
+            leads._whatsapp_assign(account)
         latest = self._whatsapp_latest_leads(self.env["res.partner"].union(*(p for _k, p, _a in latest_needed)))
         for key, partner, account in latest_needed:
             result[key] = latest.filtered(

@@ -200,22 +200,23 @@ class CrmWhatsappConsent(models.Model):
         """The phone blacklist changed for ``numbers``: update every consent of those numbers."""
         if not numbers:
             return
-        consents = self.sudo().search([("phone", "in", list(numbers))])
         partners = self.env["res.partner"].sudo().search(
             ["|", ("whatsapp_number", "in", list(numbers)), ("phone_sanitized", "in", list(numbers))])
         accounts = self.env["crm.whatsapp.account"].sudo().search([])
-        pairs = {(consent.partner_id, consent.account_id) for consent in consents}
+        # Every consent the loop below looks at, read once: those of the numbers and of their contacts.
+        existing = {(consent.partner_id, consent.account_id): consent for consent in self.sudo().search(
+            ["|", ("phone", "in", list(numbers)), ("partner_id", "in", partners.ids)])}
+        pairs = {pair for pair, consent in existing.items() if consent.phone in numbers}
         if blacklisted:
             # A blacklisted number stops marketing from every number, even those it never wrote to.
             pairs |= {(partner, account) for partner in partners for account in accounts}
             marketing, reason = "stopped", _("Added to the phone blacklist by %s.", self.env.user.name)
         else:
             marketing, reason = "allowed", _("Removed from the phone blacklist by %s.", self.env.user.name)
-            pairs = {(partner, account) for partner, account in pairs
-                     if self._get(partner, account).marketing == "stopped"}
+            pairs = {pair for pair in pairs if existing[pair].marketing == "stopped"}
         Consent = self.with_context(**{SYNC_CONTEXT: True})
         for partner, account in pairs:
-            if self._get(partner, account).marketing == marketing:
+            if existing.get((partner, account), self.browse()).marketing == marketing:
                 continue
             Consent._record(partner, account, marketing, "blacklist", reason)
 

@@ -207,10 +207,7 @@ class CrmWhatsappMessage(models.Model):
 
     def _notify_salesperson(self):
         """Real-time toast for each lead's salesperson, one per lead (sent on commit)."""
-        by_lead = {}
-        for message in self.filtered("lead_id"):
-            by_lead.setdefault(message.lead_id, []).append(message)
-        for lead, messages in by_lead.items():
+        for lead, messages in self.filtered("lead_id").grouped("lead_id").items():
             if not lead.user_id:
                 continue
             sender = messages[0].partner_id.name or messages[0].wa_id

@@ -7,6 +7,7 @@ splits them (:func:`waba_events`), the processing cron parses the stored payload
 Plain Python: no Odoo import.
 """
 
+import functools
 import hashlib
 import json
 import re
@@ -191,9 +192,13 @@ def normalise_keyword(text):
     return " ".join(_NOT_WORD_RE.sub(" ", text).split())
 
 
+@functools.lru_cache(maxsize=64)
 def keyword_set(raw):
-    """The normalised keywords of a setting: separated by commas (Latin or Arabic) or new lines."""
-    return {keyword for keyword in map(normalise_keyword, _KEYWORD_SPLIT_RE.split(raw or "")) if keyword}
+    """The normalised keywords of a setting: separated by commas (Latin or Arabic) or new lines.
+
+    Cached: a number's settings are read for every message it receives.
+    """
+    return frozenset(keyword for keyword in map(normalise_keyword, _KEYWORD_SPLIT_RE.split(raw or "")) if keyword)
 
 
 def match_keyword(text, opt_out, opt_in):

@@ -93,10 +93,7 @@ class CrmWhatsappComposer(models.TransientModel):
         if not self.recipient:
             raise UserError(_("%s has no WhatsApp number or valid phone number.", self.partner_id.display_name))
         if self.template_id:
-            self._check_consent_and_template()
-            if not self.template_id.can_send:
-                raise UserError(_("The template %s is not approved by Meta or cannot be filled in.",
-                                  self.template_id.display_name))
+            self._check_consent_and_template()  # refuses a template that cannot be sent, with Meta's reason
             values = self.template_id._values_for(self.lead_id, self.partner_id)
             missing = [key for key, value in values.items() if not value]
             if missing:

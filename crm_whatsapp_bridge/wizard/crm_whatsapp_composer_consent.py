@@ -31,9 +31,8 @@ class CrmWhatsappComposer(models.TransientModel):
             if composer.partner_id and composer.account_id:
                 warning = Message._whatsapp_send_refusal(composer.partner_id, composer.account_id,
                                                          composer.template_id)
-                opted_out = Message._whatsapp_send_refusal(composer.partner_id, composer.account_id,
-                                                           automatic=True)
-                if not warning and not composer.template_id and opted_out:
+                if not warning and not composer.template_id and Message._whatsapp_send_refusal(
+                        composer.partner_id, composer.account_id, automatic=True):
                     warning = _("%s Marketing templates cannot be sent; utility templates and replies inside "
                                 "the 24-hour window can.",
                                 Consent._marketing_refusal(composer.partner_id, composer.account_id))
