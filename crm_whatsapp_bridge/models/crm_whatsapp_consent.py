@@ -58,10 +58,6 @@ class CrmWhatsappConsent(models.Model):
     # ------------------------------------------------------------------
 
     @api.model
-    def _number_of(self, partner):
-        return partner.whatsapp_number or partner.phone_sanitized or False
-
-    @api.model
     def _get(self, partner, account):
         return self.sudo().search([("partner_id", "=", partner.id), ("account_id", "=", account.id)], limit=1)
 
@@ -73,7 +69,7 @@ class CrmWhatsappConsent(models.Model):
 
     @api.model
     def _is_blacklisted(self, partner):
-        number = self._number_of(partner)
+        number = partner._whatsapp_recipient()
         return bool(number) and bool(self.env["phone.blacklist"].sudo().search_count([("number", "=", number)]))
 
     @api.model
@@ -105,7 +101,7 @@ class CrmWhatsappConsent(models.Model):
         consent = self._get(partner, account)
         if not consent:
             consent = self.sudo().create({"partner_id": partner.id, "account_id": account.id,
-                                          "phone": self._number_of(partner)})
+                                          "phone": partner._whatsapp_recipient()})
         at = at or fields.Datetime.now()
         late = bool(consent.changed_at and at < consent.changed_at)
         changed = not late and consent.marketing != marketing
@@ -123,7 +119,7 @@ class CrmWhatsappConsent(models.Model):
         if not changed:
             return self.browse()
         values = {"marketing": marketing, "source": source, "changed_at": at, "changed_by_id": self.env.user.id,
-                  "reason": reason, "phone": self._number_of(partner) or consent.phone}
+                  "reason": reason, "phone": partner._whatsapp_recipient() or consent.phone}
         if marketing == "allowed":
             values["opt_in_source"] = source
         consent.write(values)
@@ -139,7 +135,7 @@ class CrmWhatsappConsent(models.Model):
         when the number is on the phone blacklist, which then already agrees."""
         if not messages:
             return self.browse()
-        numbers = [self._number_of(message.partner_id) for message in messages]
+        numbers = [message.partner_id._whatsapp_recipient() for message in messages]
         blacklisted = set(self.env["phone.blacklist"].sudo().search(
             [("number", "in", [number for number in numbers if number])]).mapped("number"))
         values, history = [], []

@@ -25,7 +25,7 @@ class CrmWhatsappMessage(models.Model):
                     if message.message_type in KEYWORD_TYPES else None for message in inbound}
 
         def number(message):
-            return Consent._number_of(message.partner_id) or message.partner_id
+            return message.partner_id._whatsapp_recipient() or message.partner_id
 
         settled = Consent._pairs_with_consent(inbound.partner_id, inbound.account_id)
         # Customers who wrote first are recorded together, except numbers that also sent a
@@ -84,7 +84,7 @@ class CrmWhatsappMessage(models.Model):
             return Consent._marketing_refusal(partner, account)
         if not automatic:
             return False
-        if not Consent._number_of(partner):
+        if not partner._whatsapp_recipient():
             return _("%s has no WhatsApp number or valid phone number.", partner.display_name)
         if Consent._is_blacklisted(partner) or Consent._get(partner, account).marketing == "stopped":
             return _("%s opted out: no automatic messages.", partner.display_name)

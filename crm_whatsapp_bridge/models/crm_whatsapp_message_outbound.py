@@ -132,7 +132,7 @@ class CrmWhatsappMessage(models.Model):
         a send was interrupted before Meta's answer was saved (never resent blindly).
         """
         self.env["crm.whatsapp.template"].browse(values.get("template_id"))._check_send_right()
-        number = partner.whatsapp_number or partner.phone_sanitized
+        number = partner._whatsapp_recipient()
         if not number:
             raise UserError(_("%s has no WhatsApp number or valid phone number.", partner.display_name))
         record_values = {"user_id": self.env.user.id, "message_date": fields.Datetime.now()}

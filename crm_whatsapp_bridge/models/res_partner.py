@@ -49,6 +49,10 @@ class ResPartner(models.Model):
         found.update(zip(missing, created, strict=True))
         return found
 
+    def _whatsapp_recipient(self):
+        """The E.164 number WhatsApp messages to this contact go to (and consent is kept for), or False."""
+        return self.whatsapp_number or self.phone_sanitized or False
+
     @api.model
     def _whatsapp_new_partner_values(self, e164, profile_name):
         """Values of the contact created for a new WhatsApp number (extension point)."""
@@ -157,6 +161,6 @@ class ResPartner(models.Model):
     def action_whatsapp_compose(self):
         """Open the WhatsApp composer for this contact."""
         self.ensure_one()
-        if not (self.whatsapp_number or self.phone_sanitized):
+        if not self._whatsapp_recipient():
             raise UserError(_("%s has no WhatsApp number or valid phone number.", self.display_name))
         return self.env["crm.whatsapp.composer"]._open_action("res.partner", self.id)

@@ -69,7 +69,7 @@ class CrmWhatsappComposer(models.TransientModel):
     def _compute_recipient(self):
         for composer in self:
             partner = composer.partner_id
-            composer.recipient = partner.whatsapp_number or partner.phone_sanitized or False
+            composer.recipient = partner._whatsapp_recipient()
 
     @api.depends("account_id", "partner_id")
     def _compute_window(self):
