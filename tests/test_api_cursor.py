@@ -8,15 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crm_whatsapp_bridge.tools.api_params import (
+    MAX_ID,
     MAX_MARKER,
-    MAX_RECORD_ID,
     ApiError,
     decode_cursor,
     encode_cursor,
 )
 
 markers = st.integers(min_value=0, max_value=MAX_MARKER)
-record_ids = st.integers(min_value=0, max_value=MAX_RECORD_ID)
+record_ids = st.integers(min_value=0, max_value=MAX_ID)
 
 
 def b64(text):
@@ -48,7 +48,7 @@ def test_any_string_is_a_position_or_a_named_error(cursor):
     else:
         assert position is None or (
             isinstance(position, tuple) and len(position) == 2
-            and 0 <= position[0] <= MAX_MARKER and 0 <= position[1] <= MAX_RECORD_ID)
+            and 0 <= position[0] <= MAX_MARKER and 0 <= position[1] <= MAX_ID)
 
 
 @given(st.lists(st.one_of(st.integers(), st.floats(), st.booleans(), st.none(), st.text(max_size=5)),
@@ -74,7 +74,7 @@ def test_absent_cursor_is_the_start():
     b64('["2026-11-24T18:38:24.548708",174]'),  # a cursor of the former (write_date, id) format
     b64("[Infinity,1]"), b64("[1,Infinity]"), b64("[NaN,1]"), b64("[-Infinity,1]"),
     b64("[1e400,1]"), b64("[1,1e400]"), b64("[1.0,1]"), b64("[1,2.5]"),
-    b64(f"[{10**30},1]"), b64(f"[1,{10**30}]"), b64(f"[1,{MAX_RECORD_ID + 1}]"), b64(f"[{MAX_MARKER + 1},1]"),
+    b64(f"[{10**30},1]"), b64(f"[1,{10**30}]"), b64(f"[1,{MAX_ID + 1}]"), b64(f"[{MAX_MARKER + 1},1]"),
     b64("[-1,1]"), b64("[1,-1]"), b64("[true,1]"), b64("[1,null]"), b64("[1,2,3]"), b64("{}"), b64("[]"),
     b64('["1",1]'), b64("[[1],1]"), b64("[" * 30), b64("[1,1] x"), b64("[1,\u00001]"),
 ])
