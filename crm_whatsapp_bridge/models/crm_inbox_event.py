@@ -10,6 +10,8 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL, config
 
+from ..tools.burst_yield import RATIO as BURST_YIELD_RATIO
+from ..tools.burst_yield import BurstYield
 from ..tools.cron_budget import CronBudget
 from ..tools.payload import MALFORMED, PayloadError, storable
 
@@ -19,12 +21,16 @@ MAX_ATTEMPTS = 5
 RETRY_BASE_DELAY = timedelta(minutes=1)
 CHUNK_SIZE = 50
 CRON_XMLID = "crm_whatsapp_bridge.ir_cron_process_inbox"
+# How long the drain may pause for the webhooks of a burst, as a multiple of its last chunk (0: never).
+BURST_YIELD_PARAM = "crm_whatsapp_bridge.inbox_burst_yield_ratio"
 # Advisory locks of the handshake between the webhooks and a running drain (see
 # _trigger_processing): every transaction storing events holds STORING shared until it
 # ends; a running drain holds DRAINING from its first chunk until it has seen every
 # event stored while it ran.
 INBOX_STORING_LOCK = "inbox:storing"
 INBOX_DRAINING_LOCK = "inbox:draining"
+# Transaction data (cr.precommit.data): whether a drain was running when this transaction stored events.
+DRAIN_SEEN_RUNNING = "crm_whatsapp_bridge.inbox_drain_seen_running"
 
 
 class InboxDeadLetter(Exception):
@@ -99,7 +105,8 @@ class CrmInboxEvent(models.Model):
     processed_at = fields.Datetime("Processed On", readonly=True)
     whatsapp_account_id = fields.Many2one("crm.whatsapp.account", "WhatsApp Number", readonly=True,
                                           ondelete="set null")
-    lead_id = fields.Many2one("crm.lead", "Lead", readonly=True, ondelete="set null")
+    # Indexed for the ondelete: the inbox keeps every event, deleting a lead must not scan it.
+    lead_id = fields.Many2one("crm.lead", "Lead", readonly=True, ondelete="set null", index="btree_not_null")
 
     _sql_constraints = [
         ("source_external_id_uniq", "unique(source, external_id)",
@@ -140,8 +147,6 @@ class CrmInboxEvent(models.Model):
         """
         if not events:
             return []
-        # Before the INSERT: a transaction never waits for this lock while holding a row another waits on.
-        self._advisory_lock(INBOX_STORING_LOCK, "pg_advisory_xact_lock_shared")
         events = [storable(event) for event in events]
         rows = SQL(", ").join(
             SQL("(%s, %s, %s, %s, %s, %s::jsonb, 'pending', 0, %s, %s,"
@@ -150,14 +155,23 @@ class CrmInboxEvent(models.Model):
                 json.dumps(event.payload), self.env.uid, self.env.uid)
             for event in events
         )
+        # One round trip, as it is most of a webhook's own time. The storing lock comes
+        # first: a transaction never waits for it while holding a row another waits on,
+        # and a drain seen running (returned with each new row) waits for this one.
         self.env.cr.execute(SQL(
-            """INSERT INTO crm_inbox_event (source, external_id, event_type, channel_ref, sender,
+            """SELECT pg_advisory_xact_lock_shared(%s);
+               INSERT INTO crm_inbox_event (source, external_id, event_type, channel_ref, sender,
                                             payload, state, attempts, create_uid, write_uid,
                                             create_date, write_date)
                VALUES %s
                ON CONFLICT (source, external_id) DO NOTHING
-               RETURNING id""", rows))
-        return [row[0] for row in self.env.cr.fetchall()]
+               RETURNING id, NOT pg_try_advisory_xact_lock_shared(%s)""",
+            self._advisory_key(INBOX_STORING_LOCK), rows, self._advisory_key(INBOX_DRAINING_LOCK)))
+        new_rows = self.env.cr.fetchall()
+        if new_rows:
+            seen = self.env.cr.precommit.data
+            seen[DRAIN_SEEN_RUNNING] = seen.get(DRAIN_SEEN_RUNNING) or any(row[1] for row in new_rows)
+        return [row[0] for row in new_rows]
 
     def _process_whatsapp_malformed(self):
         """A malformed event goes dead at once, with what the webhook found wrong in it."""
@@ -183,7 +197,11 @@ class CrmInboxEvent(models.Model):
 
         This transaction holds the storing lock until it ends (taken first by
         :meth:`_insert_events` when it stores), so the drain waits for it before it ends.
+        A transaction that stored events already knows the answer.
         """
+        seen = self.env.cr.precommit.data.get(DRAIN_SEEN_RUNNING)
+        if seen is not None:
+            return seen
         self.env.cr.execute(SQL(
             "SELECT pg_advisory_xact_lock_shared(%s), pg_try_advisory_xact_lock_shared(%s)",
             self._advisory_key(INBOX_STORING_LOCK), self._advisory_key(INBOX_DRAINING_LOCK)))
@@ -212,19 +230,23 @@ class CrmInboxEvent(models.Model):
         waiting for another one sees the partner and lead it just committed. When
         work remains, the call reports it and triggers the cron, so Odoo calls it
         again at once, in this poll or, once the poll's budget is spent, the next.
+        While webhooks keep storing events, it pauses between chunks (:class:`BurstYield`).
         """
         budget = CronBudget(limit_time_cpu=config["limit_time_cpu"])
+        burst = BurstYield(self._burst_probe, ratio=self._burst_yield_ratio())
         done = 0
         self.env.cr.commit()
         self._draining(True)
         self.env.cr.commit()  # each chunk must open its own (READ COMMITTED) transaction
         try:
+            burst.start()
             while True:
-                processed = self._process_chunk(budget.unit(CHUNK_SIZE), read_committed=True)
+                processed = self._process_chunk(burst.chunk_size(budget.unit(CHUNK_SIZE)), read_committed=True)
                 self.env.cr.commit()
-                budget.done(processed)
+                chunk_seconds = budget.done(processed)
                 done += processed
                 if processed and not budget.exhausted():
+                    burst.after_chunk(chunk_seconds, budget.deadline)
                     continue
                 remaining = self._ready_after_storing()
                 if not remaining or budget.exhausted():
@@ -241,6 +263,27 @@ class CrmInboxEvent(models.Model):
             # Stored while this call (its budget spent) claimed nothing: their webhooks left the wake-up to it.
             self.env.ref(CRON_XMLID).sudo()._trigger()
         self.env["ir.cron"]._crm_report_progress(CRON_XMLID, done, remaining)
+
+    @api.model
+    def _burst_yield_ratio(self):
+        value = self.env["ir.config_parameter"].sudo().get_param(BURST_YIELD_PARAM)
+        try:
+            return float(value) if value else BURST_YIELD_RATIO
+        except ValueError:
+            _logger.warning("Ignored %s=%r: not a number", BURST_YIELD_PARAM, value)
+            return BURST_YIELD_RATIO
+
+    @api.model
+    def _burst_probe(self):
+        """``(newest event id, seconds the oldest ready event has waited)``, as of now (ends the transaction)."""
+        self.env.cr.execute(SQL(
+            """SELECT (SELECT max(id) FROM crm_inbox_event),
+                      (SELECT EXTRACT(EPOCH FROM now() at time zone 'UTC' - create_date) FROM crm_inbox_event
+                        WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
+                        ORDER BY id LIMIT 1)""", fields.Datetime.now()))
+        newest, waited = self.env.cr.fetchone()
+        self.env.cr.commit()  # the next probe and chunk see what was stored meanwhile
+        return newest or 0, float(waited or 0)
 
     @api.model
     def _draining(self, running):

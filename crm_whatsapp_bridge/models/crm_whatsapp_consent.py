@@ -238,7 +238,7 @@ class CrmWhatsappConsentHistory(models.Model):
 
     consent_id = fields.Many2one("crm.whatsapp.consent", required=True, readonly=True, index=True,
                                  ondelete="cascade")
-    partner_id = fields.Many2one(related="consent_id.partner_id", store=True)
+    partner_id = fields.Many2one(related="consent_id.partner_id", store=True, index=True)
     account_id = fields.Many2one(related="consent_id.account_id", store=True)
     company_id = fields.Many2one(related="consent_id.company_id", store=True)
     date = fields.Datetime(required=True, readonly=True)
@@ -248,7 +248,8 @@ class CrmWhatsappConsentHistory(models.Model):
     source = fields.Selection(CONSENT_SOURCES, "Changed By", required=True, readonly=True)
     user_id = fields.Many2one("res.users", "User", readonly=True)
     reason = fields.Char(readonly=True)
-    message_id = fields.Many2one("crm.whatsapp.message", "WhatsApp Message", readonly=True, ondelete="set null")
+    message_id = fields.Many2one("crm.whatsapp.message", "WhatsApp Message", readonly=True, ondelete="set null",
+                                 index="btree_not_null")
 
     def write(self, vals):
         raise UserError(_("The consent history cannot be changed."))

@@ -47,7 +47,7 @@ class CrmWhatsappMessage(models.Model):
     lead_id = fields.Many2one("crm.lead", "Lead", readonly=True, ondelete="set null", index=True,
                               check_company=True)
     partner_id = fields.Many2one("res.partner", "Customer", readonly=True, ondelete="set null",
-                                 check_company=True)
+                                 index="btree_not_null", check_company=True)
     wa_id = fields.Char("Customer WhatsApp ID", readonly=True)
     message_type = fields.Selection(MESSAGE_TYPES, required=True, readonly=True, default="text")
     original_type = fields.Char(readonly=True, help="The type Meta sent, when this app does not know it.")
@@ -63,8 +63,10 @@ class CrmWhatsappMessage(models.Model):
     context_wamid = fields.Char("Reply To", readonly=True)
     media_id = fields.Char("Media ID", readonly=True)
     attachment_ids = fields.Many2many("ir.attachment", string="Attachments", readonly=True)
+    # Indexed: the chatter looks its WhatsApp messages up by it, and deleting chatter
+    # messages (a lead's, with the lead) must not scan this table once per message.
     mail_message_id = fields.Many2one("mail.message", "Chatter Message", readonly=True,
-                                      ondelete="set null")
+                                      ondelete="set null", index="btree_not_null")
     conversation_id = fields.Char(readonly=True)
     pricing_category = fields.Char(readonly=True)
     billable = fields.Boolean(readonly=True)

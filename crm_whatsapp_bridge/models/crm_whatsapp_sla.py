@@ -49,9 +49,10 @@ class CrmWhatsappConversation(models.Model):
         "First Response", default="none", required=True, readonly=True, index=True)
     breached_at = fields.Datetime("Target Missed On", readonly=True)
     escalated_at = fields.Datetime("Escalated On", readonly=True)
-    activity_id = fields.Many2one("mail.activity", readonly=True, ondelete="set null")
+    # Indexed for the ondelete: activities are deleted when they are done.
+    activity_id = fields.Many2one("mail.activity", readonly=True, ondelete="set null", index="btree_not_null")
     auto_reply_message_id = fields.Many2one("crm.whatsapp.message", "Automatic Reply", readonly=True,
-                                            ondelete="set null")
+                                            ondelete="set null", index="btree_not_null")
 
     # Report measures computed by the database for each group (see _read_group_select).
     sla_met_count = fields.Integer("Target Met", compute="_compute_report_measures", aggregator="sum")

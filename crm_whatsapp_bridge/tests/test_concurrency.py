@@ -114,7 +114,9 @@ class TestWakeUpWhileDraining(CommittedWhatsappMixin, BaseCase):
         env = self._env(cr)
         before = self._triggers(env)
         self.assertEqual(self._store_in(env, [text_message(sender, "hi")]), 1)
+        queries = cr.sql_log_count
         env["crm.inbox.event"]._trigger_processing()
+        self.wake_up_queries = cr.sql_log_count - queries
         return self._triggers(env) - before
 
     def _store_in(self, env, messages):
@@ -128,6 +130,7 @@ class TestWakeUpWhileDraining(CommittedWhatsappMixin, BaseCase):
             drain._draining(True)
             drain_cr.commit()
             self.assertEqual(self._webhook(webhook_cr, sender), 0, "no wake-up while the drain runs")
+            self.assertEqual(self.wake_up_queries, 0, "storing the events told whether a drain runs")
             counted = []
             closing = threading.Thread(target=lambda: counted.append(drain._ready_after_storing()))
             closing.start()
@@ -147,3 +150,20 @@ class TestWakeUpWhileDraining(CommittedWhatsappMixin, BaseCase):
         with self.registry.cursor() as cr:
             events = self._env(cr)["crm.inbox.event"].search([("channel_ref", "=", self.phone_number_id)])
             self.assertEqual(events.mapped("state"), ["done", "done"])
+
+    def test_the_drain_probe_sees_what_webhooks_store_and_how_long_events_wait(self):
+        sender = f"1555{uuid.uuid4().int % 10**7:07d}"
+        self.assertEqual(self._store([text_message(sender, "first")]), 1)
+        with self.registry.cursor() as cr:
+            env = self._env(cr)
+            first = env["crm.inbox.event"].search([("channel_ref", "=", self.phone_number_id)])
+            cr.execute("UPDATE crm_inbox_event SET create_date = create_date - interval '30 seconds' WHERE id = %s",
+                       [first.id])
+        with self.registry.cursor() as drain_cr:
+            drain = self._env(drain_cr)["crm.inbox.event"]
+            newest, waited = drain._burst_probe()
+            self.assertGreaterEqual(newest, first.id)
+            self.assertGreaterEqual(waited, 29, "the oldest ready event waited at least as long as this one")
+            # The probe ends its transaction: the next one sees what a webhook committed meanwhile.
+            self.assertEqual(self._store([text_message(sender, "second")]), 1)
+            self.assertGreater(drain._burst_probe()[0], newest)

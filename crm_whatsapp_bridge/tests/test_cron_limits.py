@@ -1,6 +1,6 @@
-from odoo.tests import BaseCase, tagged
+from odoo.tests import BaseCase, TransactionCase, tagged
 
-from ..tools import cron_budget
+from ..tools import burst_yield, cron_budget
 from .committed import CommittedWhatsappMixin
 from .common import run_cron, text_message
 
@@ -31,3 +31,20 @@ class TestInboxCronWithinWorkerLimits(CommittedWhatsappMixin, BaseCase):
         self.assertEqual(progress, (1, 2))
         self.assertEqual(triggers, 1, "the next poll is woken at once")
         self.assertEqual(states, ["done", "pending", "pending"])
+
+
+@tagged("post_install", "-at_install")
+class TestBurstYieldSetting(TransactionCase):
+    """The ratio of the drain's pauses during a burst of webhooks, from a system parameter."""
+
+    def _ratio(self, value):
+        self.env["ir.config_parameter"].sudo().set_param("crm_whatsapp_bridge.inbox_burst_yield_ratio", value)
+        return self.env["crm.inbox.event"]._burst_yield_ratio()
+
+    def test_default_zero_and_a_wrong_value(self):
+        self.assertEqual(self._ratio(False), burst_yield.RATIO)
+        self.assertEqual(self._ratio("0"), 0.0)
+        self.assertEqual(self._ratio("2.5"), 2.5)
+        with self.assertLogs("odoo.addons.crm_whatsapp_bridge.models.crm_inbox_event", "WARNING") as logs:
+            self.assertEqual(self._ratio("fast"), burst_yield.RATIO)
+        self.assertIn("inbox_burst_yield_ratio", logs.output[0])

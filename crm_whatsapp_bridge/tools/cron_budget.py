@@ -118,6 +118,8 @@ class CronBudget:
         return self.deadline
 
     def done(self, items):
-        """Record that the unit started by :meth:`unit` handled ``items`` items."""
+        """Record that the unit started by :meth:`unit` handled ``items`` items; return its seconds."""
+        seconds = time.monotonic() - self._unit_started
         self._items += items
-        self._seconds += time.monotonic() - self._unit_started
+        self._seconds += seconds
+        return seconds
