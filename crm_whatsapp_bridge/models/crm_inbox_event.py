@@ -276,11 +276,12 @@ class CrmInboxEvent(models.Model):
     @api.model
     def _burst_probe(self):
         """``(newest event id, seconds the oldest ready event has waited)``, as of now (ends the transaction)."""
+        now = fields.Datetime.now()
         self.env.cr.execute(SQL(
             """SELECT (SELECT max(id) FROM crm_inbox_event),
-                      (SELECT EXTRACT(EPOCH FROM now() at time zone 'UTC' - create_date) FROM crm_inbox_event
-                        WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
-                        ORDER BY id LIMIT 1)""", fields.Datetime.now()))
+                      (SELECT EXTRACT(EPOCH FROM %s - create_date) FROM crm_inbox_event
+                        WHERE %s ORDER BY id LIMIT 1)""",
+            now, self._ready_condition(now)))
         newest, waited = self.env.cr.fetchone()
         self.env.cr.commit()  # the next probe and chunk see what was stored meanwhile
         return newest or 0, float(waited or 0)
@@ -303,12 +304,15 @@ class CrmInboxEvent(models.Model):
         return self._count_ready()  # READ COMMITTED: sees what the lock waited for
 
     @api.model
+    def _ready_condition(self, now=None):
+        """SQL condition of the events ready to be processed at ``now`` (default: now)."""
+        return SQL("state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)",
+                   now or fields.Datetime.now())
+
+    @api.model
     def _count_ready(self):
         self.env["crm.inbox.event"].flush_model()
-        self.env.cr.execute(SQL(
-            """SELECT count(*) FROM crm_inbox_event
-                WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)""",
-            fields.Datetime.now()))
+        self.env.cr.execute(SQL("SELECT count(*) FROM crm_inbox_event WHERE %s", self._ready_condition()))
         return self.env.cr.fetchone()[0]
 
     @api.model
@@ -328,11 +332,8 @@ class CrmInboxEvent(models.Model):
     def _claim_ready(self, limit):
         self.env["crm.inbox.event"].flush_model()
         self.env.cr.execute(SQL(
-            """SELECT id FROM crm_inbox_event
-                WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
-                ORDER BY id
-                LIMIT %s
-                FOR UPDATE SKIP LOCKED""", fields.Datetime.now(), limit))
+            "SELECT id FROM crm_inbox_event WHERE %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+            self._ready_condition(), limit))
         return self.browse(row[0] for row in self.env.cr.fetchall())
 
     def _process(self):
