@@ -13,7 +13,7 @@ from odoo.tools import SQL, config
 from ..tools.burst_yield import RATIO as BURST_YIELD_RATIO
 from ..tools.burst_yield import BurstYield
 from ..tools.cron_budget import CronBudget
-from ..tools.payload import MALFORMED, PayloadError, storable
+from ..tools.payload import MALFORMED, PayloadError
 
 _logger = logging.getLogger(__name__)
 
@@ -142,12 +142,12 @@ class CrmInboxEvent(models.Model):
     def _insert_events(self, source, events):
         """Like :meth:`_store_events`, but return the ids of the rows that were new.
 
-        An event PostgreSQL could not store or index as it is (a NUL character, a lone
-        surrogate, a number out of range, an oversized id) is stored as a malformed event.
+        The events must be storable as they are: the webhook splitters return them so
+        (what PostgreSQL could not store or index becomes a malformed event there), and
+        other callers pass theirs through :func:`~..tools.payload.storable`.
         """
         if not events:
             return []
-        events = [storable(event) for event in events]
         rows = SQL(", ").join(
             SQL("(%s, %s, %s, %s, %s, %s::jsonb, 'pending', 0, %s, %s,"
                 " now() at time zone 'UTC', now() at time zone 'UTC')",

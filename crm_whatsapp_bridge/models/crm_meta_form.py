@@ -8,6 +8,7 @@ from odoo.tools import config
 from ..tools.cron_budget import CronBudget
 from ..tools.graph_client import GraphApiError
 from ..tools.leadgen import backfill_payload, default_target, leadgen_event
+from ..tools.payload import storable
 from .crm_meta_page import BACKFILL_CRON_XMLID, MetaTokenError
 
 _logger = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ class CrmMetaForm(models.Model):
         in_odoo = set(self.env["crm.lead"].sudo().with_context(active_test=False).search(
             [("meta_leadgen_id", "in", [str(o["id"]) for o in leads])]).mapped("meta_leadgen_id"))
         stored = self.env["crm.inbox.event"].sudo()._insert_events("meta", [
-            leadgen_event(obj["id"], page_id, backfill_payload(page_id, obj))
+            storable(leadgen_event(obj["id"], page_id, backfill_payload(page_id, obj)))
             for obj in leads if str(obj["id"]) not in in_odoo])
         counts["fetched"] += len(batch)
         counts["already_present"] += len(batch) - len(stored)
