@@ -58,7 +58,7 @@ class TestMetaLeadProcessing(MetaTestMixin, TransactionCase):
                           lead.meta_form_ref, lead.meta_platform),
                          ("1234567890123456", "120210000000000002", "120210000000000003",
                           "120210000000000004", FORM_ID, "fb"))
-        self.assertEqual(lead.meta_submitted_at, datetime(2024, 11, 24, 12, 23, 15))
+        self.assertEqual(lead.meta_submitted_at, AN_HOUR_AGO)
         self.assertIn("How many users?", lead.description)
         self.assertIn("11-50", lead.description)
         self.assertIn("how_many_users?: 11-50", lead.meta_answers_text)
@@ -80,7 +80,7 @@ class TestMetaLeadProcessing(MetaTestMixin, TransactionCase):
 
     def _sample(self):
         return {
-            "id": "1234567890123456", "created_time": "2024-11-24T12:23:15+0000",
+            "id": "1234567890123456", "created_time": AN_HOUR_AGO.strftime("%Y-%m-%dT%H:%M:%S+0000"),
             "ad_id": "120210000000000002", "ad_name": "Gold plan - carousel", "adset_id": "120210000000000003",
             "campaign_id": "120210000000000004", "campaign_name": "Q4 Gold plan leads", "form_id": FORM_ID,
             "platform": "fb", "is_organic": False,
