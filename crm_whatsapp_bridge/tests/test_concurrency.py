@@ -69,7 +69,7 @@ class TestConcurrentWorkers(CommittedWhatsappMixin, BaseCase):
         self.assertEqual(self._customer_outcome("+" + senders[0])[3], ["done"])
 
     def test_whatsapp_message_and_lead_ads_form_of_one_new_number_at_once(self):
-        sender = f"9665{uuid.uuid4().int % 10**8:08d}"  # a valid mobile number, so the form's phone is kept
+        sender = f"96650{uuid.uuid4().int % 10**7:07d}"  # a valid mobile number (+966 50), so the form's phone is kept
         page_id = f"76{uuid.uuid4().int % 10**12:012d}"
         with self.registry.cursor() as cr:
             env = self._env(cr)
