@@ -5,8 +5,8 @@ from odoo.tests import HttpCase, tagged
 from .common import api_keys, read_own_transaction_as_committed
 from .test_multicompany import TwoCompaniesMixin
 
-# A window no other lead of a test database is created in.
-T0 = datetime(2032, 5, 5, 9, 0, 0)
+# A window no other lead of a test database is created in: five years from now, at 09:00.
+T0 = (datetime.now() + timedelta(days=5 * 365)).replace(hour=9, minute=0, second=0, microsecond=0)
 
 
 @tagged("post_install", "-at_install")
